@@ -1,0 +1,1 @@
+"""Training of the embedded default models: corpus, tokenizer, FIM data and the training loop."""
