@@ -3,8 +3,235 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 from pathlib import Path
+from typing import Any
+
+from lsp_copilot import __version__
+
+log = logging.getLogger("lsp_copilot")
+
+
+# ---- shared options --------------------------------------------------------------------------------------------------
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory (a Hugging Face causal LM); default: the embedded model")
+    p.add_argument("--draft", help="draft model directory sharing the tokenizer; default: the embedded draft")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where the model runs (default auto)")
+    p.add_argument("--config", type=Path, help="settings file (TOML, the same tree as workspace/configuration)")
+    p.add_argument("--log-file", help="also write the log to this file")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)")
+
+
+def cli_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings layer given on the command line: the --config file, overlaid by the explicit flags."""
+    from lsp_copilot.settings import read_toml
+
+    layer: dict[str, Any] = read_toml(args.config) if getattr(args, "config", None) else {}
+    model = layer.setdefault("model", {})
+    for key in ("model", "draft", "device"):
+        value = getattr(args, key, None)
+        if value:
+            model["path" if key == "model" else key] = str(Path(value).expanduser()) if key != "device" else value
+    logs = layer.setdefault("log", {})
+    if getattr(args, "log_file", None):
+        logs["file"] = args.log_file
+    if getattr(args, "log_level", None):
+        logs["level"] = args.log_level
+    return layer
+
+
+def setup_logging(level: str = "info", file: str = "") -> None:
+    """Log to stderr (never stdout: it may carry the protocol) and optionally to a file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    logging.basicConfig(level=level.upper(), handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pygls", "transformers", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+
+
+def parse_location(spec: str) -> tuple[Path, int, int]:
+    """`FILE:LINE:COL` (1-based, as compilers print them) -> (path, line, column)."""
+    try:
+        file, line, col = spec.rsplit(":", 2)
+        return Path(file), int(line), int(col)
+    except ValueError:
+        raise SystemExit(f"error: expected FILE:LINE:COL (1-based), got {spec!r}") from None
+
+
+# ---- serve -----------------------------------------------------------------------------------------------------------
+def run_serve(args: argparse.Namespace) -> int:
+    from lsp_copilot.server import create_server
+
+    layer = cli_settings(args)
+    setup_logging(layer.get("log", {}).get("level", "info"), layer.get("log", {}).get("file", ""))
+    server = create_server(layer)
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        log.info("lsp-copilot %s listening on %s:%s", __version__, host or "127.0.0.1", port)
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+# ---- complete / context ----------------------------------------------------------------------------------------------
+def _open_file(spec: str) -> tuple[Any, Any, int]:
+    """(document, store, offset) for FILE:LINE:COL, read from disk."""
+    from lsp_copilot.documents import DocumentStore
+    from lsp_copilot.languages import language_id_for_path
+
+    path, line, col = parse_location(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc}") from None
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines) or not 1 <= col <= len(lines[line - 1]) + 1:
+        raise SystemExit(f"error: {path}:{line}:{col} is outside the file ({len(lines)} lines)")
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+    store = DocumentStore()
+    doc = store.open(path.resolve().as_uri(), language_id_for_path(path), 0, text)
+    return doc, store, offset
+
+
+def _workspace_root(path: Path) -> Path:
+    """The nearest directory above `path` holding .git (or pyproject.toml), else its own directory."""
+    for parent in [path.parent, *path.parents]:
+        if (parent / ".git").exists() or (parent / "pyproject.toml").exists():
+            return parent
+    return path.parent
+
+
+def _context_builder(settings: Any, count_tokens: Any, doc: Any) -> Any:
+    from lsp_copilot.context import ContextBuilder
+
+    builder = ContextBuilder(settings.context, count_tokens)
+    if doc.path is not None:
+        builder.set_workspace([_workspace_root(doc.path)])
+        builder.wait_until_indexed(timeout=30.0)
+    return builder
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    from lsp_copilot.pipeline import Pipeline, load_model
+    from lsp_copilot.settings import build_settings
+
+    settings, problems = build_settings(cli_settings(args))
+    setup_logging(settings.log.level if args.verbose else "warning", settings.log.file)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    doc, store, offset = _open_file(args.location)
+    try:
+        model = load_model(settings)
+    except Exception as exc:  # noqa: BLE001 - a bad model directory is a user error, said plainly
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    pipeline = Pipeline(model, _context_builder(settings, model.engine.count_tokens, doc), settings.completion)
+    prepared = pipeline.prepare(doc, offset, store)
+    run = pipeline.start(prepared)
+    printed = ""
+    for shown in run.iterate():
+        stable = _common_prefix(printed, shown) if printed else ""
+        if not args.json and stable == printed and len(shown) > len(printed):
+            sys.stdout.write(shown[len(printed) :])
+            sys.stdout.flush()
+            printed = shown
+    suggestion = run.suggestion()
+    if args.json:
+        print(json.dumps({"text": suggestion.text, "stop_reason": suggestion.stop_reason, "tokens": suggestion.tokens,
+                          "multiline": prepared.ctx.multiline, **suggestion.stats}))
+    else:
+        if suggestion.text.startswith(printed):
+            sys.stdout.write(suggestion.text[len(printed) :])
+        else:  # post-processing took back text already printed: print the final suggestion whole
+            sys.stdout.write("\n--- final ---\n" + suggestion.text)
+        sys.stdout.write("\n")
+    return 0
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def run_context(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lsp_copilot.context.describe import describe_context, format_description
+    from lsp_copilot.pipeline import resolve_model_dirs
+    from lsp_copilot.prompts import detect_template, load_templates, render_prompt
+    from lsp_copilot.settings import build_settings
+
+    settings, problems = build_settings(cli_settings(args))
+    setup_logging("warning")
+    doc, store, offset = _open_file(args.location)
+    model_dir, _ = resolve_model_dirs(settings)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        template = detect_template(tokenizer, AutoConfig.from_pretrained(model_dir),
+                                   load_templates([Path(p) for p in settings.prompts.paths]),
+                                   settings.model.template or None)
+    except Exception as exc:  # noqa: BLE001
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    ctx = _context_builder(settings, count, doc).build(doc, offset, store)
+    prompt = render_prompt(template, ctx)
+    description = describe_context(ctx)
+    description["template"] = template.family
+    description["prompt"] = prompt
+    description["prompt_tokens"] = count(prompt)
+    if args.json:
+        print(json.dumps(description))
+    else:
+        print(format_description(description))
+        print(f"--- rendered prompt ({template.family}, {description['prompt_tokens']} tokens) ---")
+        print(prompt)
+    return 0
+
+
+# ---- bench / eval / train --------------------------------------------------------------------------------------------
+def run_bench(args: argparse.Namespace) -> int:
+    from lsp_copilot.pipeline import embedded_model_dirs
+
+    if args.what == "context":
+        from lsp_copilot.benchmarks.context import run_context_bench
+
+        run_context_bench(as_json=args.json)
+        return 0
+    from lsp_copilot.benchmarks.decode import run_decode_bench
+
+    target, draft = embedded_model_dirs()
+    model = Path(args.model) if args.model else target
+    draft_dir = Path(args.draft) if args.draft else (draft if not args.model else None)
+    run_decode_bench(model, draft_dir, args.limit, as_json=args.json)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from lsp_copilot.pipeline import embedded_model_dirs
+
+    target, draft = embedded_model_dirs()
+    model = Path(args.model) if args.model else target
+    draft_dir = Path(args.draft) if args.draft else (draft if not args.model else None)
+    if args.what == "humaneval-infill":
+        from lsp_copilot.evaluation.humaneval_infill import run_humaneval_infill
+
+        run_humaneval_infill(model, draft_dir, args.limit, as_json=args.json)
+    else:
+        from lsp_copilot.evaluation.crossfile import run_crossfile
+
+        run_crossfile(model, args.limit, as_json=args.json)
+    return 0
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -25,35 +252,75 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0)
 
 
-def _run_train(args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace) -> int:
     from lsp_copilot.training.trainer import TrainConfig, train
 
+    setup_logging("info")
     common = dict(max_steps=args.max_steps, seq_len=args.seq_len, batch_size=args.batch_size,
                   eval_minutes=args.eval_minutes, corpus_root=args.corpus, threads=args.threads)
     target_dir, draft_dir = args.out / "target", args.out / "draft"
     if args.only in ("target", "both"):
         init = args.init or (target_dir if args.resume and (target_dir / "config.json").exists() else None)
         train(TrainConfig(out_dir=target_dir, role="target", minutes=args.minutes, lr=args.lr, init_from=init,
-                          **common))
+                          **common))  # type: ignore[arg-type]
     if args.only in ("draft", "both"):
         teacher = args.teacher or target_dir
         init = draft_dir if args.resume and (draft_dir / "config.json").exists() else None
         if args.only == "draft" and args.init is not None:
             init = args.init
         train(TrainConfig(out_dir=draft_dir, role="draft", minutes=args.draft_minutes, lr=args.lr * 1.5,
-                          init_from=init, teacher=teacher, tokenizer_from=teacher, **common))
+                          init_from=init, teacher=teacher, tokenizer_from=teacher, **common))  # type: ignore[arg-type]
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lsp-copilot", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lsp-copilot", description="On-prem code completion language server.")
+    parser.add_argument("--version", action="version", version=f"lsp-copilot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the language server (stdio, or TCP with --tcp)")
+    p.add_argument("--tcp", metavar="[HOST:]PORT", help="listen on TCP instead of stdio (host defaults to 127.0.0.1)")
+    p.add_argument("--stdio", action="store_true", help="stdio transport (the default; accepted for editors)")
+    _add_model_options(p)
+    p.set_defaults(func=run_serve)
+
+    p = sub.add_parser("complete", help="complete at FILE:LINE:COL (1-based) and stream the suggestion to stdout")
+    p.add_argument("location", metavar="FILE:LINE:COL")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the suggestion and its stats")
+    p.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
+    _add_model_options(p)
+    p.set_defaults(func=run_complete)
+
+    p = sub.add_parser("context", help="show what the model would see at FILE:LINE:COL (1-based)")
+    p.add_argument("location", metavar="FILE:LINE:COL")
+    p.add_argument("--json", action="store_true")
+    _add_model_options(p)
+    p.set_defaults(func=run_context)
+
+    p = sub.add_parser("bench", help="benchmarks: decode speed, context latency")
+    p.add_argument("what", choices=["decode", "context"])
+    p.add_argument("--json", action="store_true", help="the last line printed is one JSON object")
+    p.add_argument("--model")
+    p.add_argument("--draft")
+    p.add_argument("--limit", type=int, default=None, help="number of prompts (decode)")
+    p.set_defaults(func=run_bench)
+
+    p = sub.add_parser("eval", help="quality evaluations")
+    p.add_argument("what", choices=["humaneval-infill", "crossfile"])
+    p.add_argument("--json", action="store_true", help="the last line printed is one JSON object")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
+    p.add_argument("--model")
+    p.add_argument("--draft")
+    p.set_defaults(func=run_eval)
+
     _add_train(sub)
-    args = parser.parse_args(argv)
-    if args.command == "train":
-        return _run_train(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    sub.choices["train"].set_defaults(func=run_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Benchmarks behind `lsp-copilot bench`: decode speed (decode.py) and context building."""

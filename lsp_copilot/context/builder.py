@@ -1,0 +1,347 @@
+"""ContextBuilder: windows, scope, single/multi-line, imports, definitions and snippets fitted to one token budget."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsp_copilot.context.index import WorkspaceIndex
+from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
+from lsp_copilot.context.settings import ContextSettings
+from lsp_copilot.context.snippets import SnippetRetriever
+from lsp_copilot.context.symbols import Definition, SymbolExtractor
+from lsp_copilot.context.windows import LineTokenCounter, cut_prefix, cut_suffix
+from lsp_copilot.documents import Document, DocumentStore, PositionError
+from lsp_copilot.languages import LanguageRegistry, default_registry
+
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+# Words that are never worth a definition lookup (keywords and builtins common to the supported languages).
+_STOPWORDS = frozenset({
+    "and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const", "continue", "def",
+    "default", "del", "do", "elif", "else", "end", "enum", "except", "export", "extends", "false", "final",
+    "finally", "fn", "for", "from", "func", "function", "go", "if", "impl", "implements", "import", "in",
+    "instanceof", "interface", "is", "lambda", "let", "local", "loop", "match", "mod", "module", "mut", "new", "nil",
+    "none", "not", "null", "or", "package", "pass", "private", "protected", "pub", "public", "raise", "return",
+    "self", "static", "struct", "super", "switch", "then", "this", "throw", "throws", "trait", "true", "try", "type",
+    "typeof", "undefined", "unless", "until", "use", "using", "var", "void", "when", "where", "while", "with",
+    "yield", "int", "str", "float", "bool", "dict", "list", "set", "tuple", "len", "print", "range", "string",
+    "number", "boolean", "any", "object", "char", "long", "short", "double", "byte", "unsigned", "signed", "sizeof",
+    "auto", "echo", "fi", "done", "esac", "begin", "rescue", "ensure", "require", "None", "True", "False", "Self",
+})
+
+
+# Grammars whose definitions are useful to each other (a .ts file calls .js code, a .cpp file includes .h headers).
+_FAMILIES = {"javascript": "js", "typescript": "js", "tsx": "js", "c": "c", "cpp": "c"}
+
+
+@dataclass
+class ContextPart:
+    """One piece of cross-file context, labelled with its source file."""
+
+    kind: str  # "definitions" | "snippet" | "imports"
+    path: str  # source file, relative to the workspace root when inside it
+    text: str
+    tokens: int
+
+
+@dataclass
+class CompletionContext:
+    """What the model sees for one cursor position."""
+
+    prefix: str
+    suffix: str
+    parts: list[ContextPart]  # highest priority first, fitted to the budget
+    path: str  # the current file (relative path)
+    language: str | None
+    multiline: bool
+    indent: str
+    scope_kind: str | None
+    prefix_tokens: int = 0
+    suffix_tokens: int = 0
+    budget_tokens: int = 0
+    scope_name: str | None = None  # the enclosing function/class name, when known
+    offset: int = 0  # the cursor's str offset in the document
+    notes: list[str] = field(default_factory=list)  # why a part is missing (no tree, index still building, ...)
+
+    @property
+    def parts_tokens(self) -> int:
+        return sum(p.tokens for p in self.parts)
+
+
+class ContextBuilder:
+    """Builds the CompletionContext of a cursor; owns the workspace index and the per-document caches."""
+
+    def __init__(self, settings: ContextSettings, count_tokens: Callable[[str], int],
+                 registry: LanguageRegistry | None = None) -> None:
+        self._settings = settings
+        self.registry = registry or default_registry()
+        self.counter = LineTokenCounter(count_tokens)
+        self.extractor = SymbolExtractor(self.registry, max_definition_lines=settings.max_definition_lines)
+        self.index = WorkspaceIndex(settings, self.registry, self.extractor)
+        self.snippets = SnippetRetriever(settings.snippet_window_lines, settings.snippet_stride_lines)
+        self._open_defs: dict[str, tuple[int, list[Definition]]] = {}  # uri -> (version, definitions)
+        self._open_by_name: tuple[object, dict[str, list[Definition]]] = ((), {})  # (uris+versions, name -> defs)
+
+    @property
+    def settings(self) -> ContextSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: ContextSettings) -> None:
+        """New settings apply to the next build; index limits apply from the next `set_workspace`."""
+        self._settings = settings
+        self.index.settings = settings
+        if self.extractor.max_definition_lines != settings.max_definition_lines:
+            self.extractor = SymbolExtractor(self.registry, max_definition_lines=settings.max_definition_lines)
+            self._open_defs.clear()
+        if (self.snippets.window_lines, self.snippets.stride_lines) != (settings.snippet_window_lines,
+                                                                        settings.snippet_stride_lines):
+            self.snippets = SnippetRetriever(settings.snippet_window_lines, settings.snippet_stride_lines)
+
+    @property
+    def count_tokens(self) -> Callable[[str], int]:
+        return self.counter.count
+
+    @count_tokens.setter
+    def count_tokens(self, count_tokens: Callable[[str], int]) -> None:
+        """Swap the token counter (the model's tokenizer once it is loaded); cached line counts are dropped."""
+        self.counter = LineTokenCounter(count_tokens)
+
+    # -- workspace ---------------------------------------------------------------------------------------------------
+    def set_workspace(self, roots: list[Path], background: bool = True) -> None:
+        """Set the workspace folders and (re)start the background index."""
+        self.index.set_roots(roots, background=background)
+
+    def wait_until_indexed(self, timeout: float | None = None) -> bool:
+        """Block until the background index is built (True) or the timeout passes (False)."""
+        return self.index.wait(timeout)
+
+    def update_file(self, path: Path, text: str | None) -> None:
+        """A file changed or was saved (its text) or deleted (None)."""
+        self.index.update_file(path, text)
+
+    def refresh_file(self, path: Path) -> None:
+        """A watched file changed on disk: re-read it (only inside the workspace, with the index's checks)."""
+        self.index.refresh_file(path)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def relative_path(self, doc: Document) -> str:
+        return self.index.relative(doc.path) if doc.path is not None else doc.uri
+
+    # -- the context -------------------------------------------------------------------------------------------------
+    def build(self, doc: Document, offset: int, store: DocumentStore) -> CompletionContext:
+        """The context at a str offset of `doc`; other open documents of `store` feed definitions and snippets."""
+        if not 0 <= offset <= len(doc.text):
+            raise PositionError(f"offset {offset} is outside the document (length {len(doc.text)}) of {doc.uri}")
+        s = self.settings
+        if not doc.fresh and not doc.wait_fresh(s.tree_wait_ms / 1000):
+            stale_note = "syntax tree still being reparsed: scope from the previous tree, shifted by the edits"
+        else:
+            stale_note = ""
+        text = doc.text
+        line_start = text.rfind("\n", 0, offset) + 1
+        line_end = text.find("\n", offset)
+        line_end = len(text) if line_end < 0 else line_end
+        line_before, line_after = text[line_start:offset], text[offset:line_end].rstrip("\r")
+        prev_line = _previous_nonempty_line(text, line_start)
+        scope_kind, scope_node = self._scope(doc, offset, line_start, line_before, line_after)
+        ctx = CompletionContext(
+            prefix="", suffix="", parts=[], path=self.relative_path(doc), language=doc.language,
+            multiline=is_multiline(line_before, line_after, prev_line, doc.language), indent=line_indent(line_before),
+            scope_kind=scope_kind, budget_tokens=s.budget_tokens, offset=offset,
+            scope_name=_node_name(scope_node),
+        )
+        if stale_note:
+            ctx.notes.append(stale_note)
+        elif doc.language is not None and doc.tree is None:
+            ctx.notes.append("no syntax tree (document too large or binary): plain windows only")
+        if s.enable_index and not self.index.wait(0):
+            ctx.notes.append("workspace index still building")
+
+        lookback_start = _line_start_before(text, line_start, s.definition_lookback_lines)
+        near = text[lookback_start:offset]
+        candidates = self._candidate_parts(doc, ctx, near, text, line_start, offset, store)
+        parts_budget = int(s.budget_tokens * s.cross_file_share)
+        ctx.parts = self._fit_parts(candidates, parts_budget)
+        # The windows share what the parts left; what the suffix does not use goes to the prefix.
+        remaining = s.budget_tokens - sum(self._part_cost(p) for p in ctx.parts)
+        suffix_budget = remaining - int(remaining * s.prefix_share)
+        ctx.suffix, ctx.suffix_tokens = cut_suffix(text[offset:], suffix_budget, self.counter, s.exact_token_counts)
+        prefix_budget = remaining - ctx.suffix_tokens
+        ctx.prefix, ctx.prefix_tokens = cut_prefix(text[:offset], prefix_budget, self.counter, s.exact_token_counts)
+        if len(ctx.prefix) == offset:  # the prefix reaches the top of the file: its imports are already in it
+            ctx.parts = [p for p in ctx.parts if p.kind != "imports"]
+        return ctx
+
+    @staticmethod
+    def _scope(doc: Document, offset: int, line_start: int, line_before: str,
+               line_after: str) -> tuple[str | None, Any]:
+        """The enclosing scope; on a blank line of an indentation-based language, decided by the indentation."""
+        if doc.tree is None:
+            return None, None
+        if doc.language == "python" and not (line_before + line_after).strip():
+            end = line_start - 1  # the end of the previous non-blank line: a body without statements ends there
+            while end > 0 and not doc.text[doc.text.rfind("\n", 0, end) + 1:end].strip():
+                end = doc.text.rfind("\n", 0, end)
+            if end <= 0:
+                return None, None
+            return enclosing_scope(doc.tree, doc.byte_at(end) - 1, max_column=len(line_before.expandtabs(8)))
+        return enclosing_scope(doc.tree, doc.byte_at(offset))
+
+    def _part_cost(self, part: ContextPart) -> int:
+        """Tokens a part takes in the prompt: its text plus a label line (path and separator)."""
+        return part.tokens + self.counter.line(part.path) + 2
+
+    def _candidate_parts(self, doc: Document, ctx: CompletionContext, near: str, text: str, line_start: int,
+                         offset: int, store: DocumentStore) -> list[ContextPart]:
+        """All cross-file parts, highest priority first (definitions, imports, snippets), not yet fitted."""
+        s = self.settings
+        parts: list[ContextPart] = []
+        imports = self.extractor.imports(doc.tree, text, doc.language) if s.enable_imports else ""
+        if s.enable_definitions:
+            parts.extend(self._definition_parts(doc, near, imports, store))
+        if imports:
+            parts.append(ContextPart("imports", ctx.path, imports, self.counter.line(imports)))
+        if s.enable_snippets:
+            query_start = _line_start_before(text, line_start, s.snippet_query_lines)
+            local_end = text.find("\n", offset)
+            local = text[query_start: len(text) if local_end < 0 else local_end]
+            parts.extend(self._snippet_parts(doc, text[query_start:offset], local, store))
+        return parts
+
+    # -- definitions -------------------------------------------------------------------------------------------------
+    def identifiers_near(self, near: str) -> list[str]:
+        """Identifiers used near the cursor, nearest first, without keywords, duplicates or the partial word."""
+        words = _IDENT.findall(near)
+        if words and near and (near[-1].isalnum() or near[-1] in "_$"):
+            words = words[:-1]  # the word being typed is not a reference yet
+        seen: set[str] = set()
+        out = []
+        for word in reversed(words):
+            if word not in seen and len(word) > 1 and word not in _STOPWORDS:
+                seen.add(word)
+                out.append(word)
+        return out
+
+    def _open_definitions(self, doc: Document) -> list[Definition]:
+        """The definitions of an open document, cached per version once its tree is fresh."""
+        cached = self._open_defs.get(doc.uri)
+        if cached is not None and cached[0] == doc.version:
+            return cached[1]
+        fresh = doc.fresh or doc.wait_fresh(self.settings.tree_wait_ms / 1000)
+        tree = doc.tree
+        defs: list[Definition] = []
+        if tree is not None and doc.language is not None:
+            data = doc.text.encode("utf-8", "surrogatepass")
+            defs = self.extractor.definitions(tree, data, doc.language, self.relative_path(doc))
+        if fresh:  # a shifted old tree may miss definitions: computed again next time
+            self._open_defs[doc.uri] = (doc.version, defs)
+        return defs
+
+    def _definition_parts(self, doc: Document, near: str, imports: str, store: DocumentStore) -> list[ContextPart]:
+        """Definitions of the identifiers near the cursor: open documents first, then the index; grouped per file."""
+        s = self.settings
+        open_docs = [d for d in store if d.uri != doc.uri]
+        self._open_defs = {u: v for u, v in self._open_defs.items() if u in {d.uri for d in open_docs}}
+        open_paths = {self.relative_path(other) for other in open_docs}
+        key = tuple((d.uri, d.version, d.fresh) for d in open_docs)
+        if self._open_by_name[0] != key:  # rebuilt only when another open document changed
+            by_name: dict[str, list[Definition]] = {}
+            for other in open_docs:
+                for d in self._open_definitions(other):
+                    by_name.setdefault(d.name, []).append(d)
+            self._open_by_name = (key, by_name)
+        by_name = self._open_by_name[1]
+        current = self.relative_path(doc)
+        family = _FAMILIES.get(doc.language or "", doc.language)
+        chosen: list[Definition] = []
+        for name in self.identifiers_near(near):
+            found = list(by_name.get(name, []))
+            if s.enable_index:
+                found += [d for d in self.index.lookup(name) if d.path not in open_paths]
+            # Same file excluded; other languages too (a Lua `add` says nothing about a TypeScript `cart.add`).
+            found = [d for d in found if d.path != current and self._family_of(d.path) == family]
+            # Files the current file imports come first, then shorter paths (closer to the root).
+            found.sort(key=lambda d: (Path(d.path).stem not in imports, d.path.count("/"), d.path, d.line))
+            for d in found[:2]:
+                if any(c.contains(d) or c == d for c in chosen):
+                    continue  # already shown inside a type
+                chosen = [c for c in chosen if not d.contains(c)] + [d]
+            if len(chosen) >= s.max_definitions:
+                break
+        grouped: dict[str, list[Definition]] = {}
+        for d in chosen[: s.max_definitions]:
+            grouped.setdefault(d.path, []).append(d)
+        parts = []
+        for path, defs in grouped.items():
+            text = "\n\n".join(d.text for d in defs)
+            parts.append(ContextPart("definitions", path, text, self.counter.line(text)))
+        return parts
+
+    def _family_of(self, path: str) -> str | None:
+        grammar = self.registry.detect(None, path)
+        return _FAMILIES.get(grammar or "", grammar)
+
+    # -- snippets ----------------------------------------------------------------------------------------------------
+    def _snippet_parts(self, doc: Document, query: str, local: str, store: DocumentStore) -> list[ContextPart]:
+        s = self.settings
+        others = [d for d in store.recently_edited(s.snippet_max_files + 1) if d.uri != doc.uri][: s.snippet_max_files]
+        self.snippets.forget({d.uri for d in others})
+        candidates = [(d.uri, d.version, self.relative_path(d), d.text) for d in others]
+        found = self.snippets.retrieve(query, local, candidates, s.max_snippets, s.snippet_min_similarity,
+                                       s.snippet_duplicate_similarity)
+        return [ContextPart("snippet", sn.path, sn.text, self.counter.line(sn.text)) for sn in found]
+
+    # -- budget ------------------------------------------------------------------------------------------------------
+    def _fit_parts(self, candidates: list[ContextPart], budget: int) -> list[ContextPart]:
+        """Parts in priority order while they fit; a part that does not fit is cut at a line boundary or dropped."""
+        fitted: list[ContextPart] = []
+        used = 0
+        for part in candidates:
+            cost = self._part_cost(part)
+            if used + cost <= budget:
+                fitted.append(part)
+                used += cost
+                continue
+            room = budget - used - (cost - part.tokens)  # what is left for this part's text
+            if room < 16 or part.kind == "imports":
+                continue
+            text, _ = cut_suffix(part.text, room, self.counter, exact=True)
+            text = text.rstrip("\n")
+            cut = ContextPart(part.kind, part.path, text, self.counter.count(text))
+            if text.strip() and used + self._part_cost(cut) <= budget:
+                fitted.append(cut)
+                used += self._part_cost(cut)
+        return fitted
+
+
+def _previous_nonempty_line(text: str, line_start: int) -> str | None:
+    """The nearest non-blank line above the line starting at `line_start`."""
+    end = line_start - 1
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if line.strip():
+            return line
+        end = start - 1
+    return None
+
+
+def _line_start_before(text: str, line_start: int, lines: int) -> int:
+    """The start of the line `lines` lines above the one starting at `line_start`."""
+    start = line_start
+    for _ in range(lines):
+        if start == 0:
+            break
+        start = text.rfind("\n", 0, start - 1) + 1
+    return start
+
+
+def _node_name(node: object) -> str | None:
+    name = getattr(node, "child_by_field_name", lambda _: None)("name") if node is not None else None
+    return name.text.decode("utf-8", "replace") if name is not None and name.text else None

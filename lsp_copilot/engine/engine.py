@@ -1,0 +1,277 @@
+"""The engine: a resident model, a prefix-cached KV cache and the decode loop with lossless speculation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lsp_copilot.engine.detok import StopTracker
+from lsp_copilot.engine.drafting import Draft, LookupDrafter, ModelDrafter, ScreenDrafter
+from lsp_copilot.engine.lean import LeanLlama, lean_supported
+from lsp_copilot.engine.loading import (
+    check_same_tokenizer,
+    encode_prompt,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_device,
+    resolve_dtype,
+)
+from lsp_copilot.engine.prefix_cache import PrefixCache, common_prefix
+from lsp_copilot.engine.runners import HFRunner, LeanRunner, Runner
+from lsp_copilot.engine.sampling import Sampler
+from lsp_copilot.engine.types import (
+    CancelToken,
+    EngineSettings,
+    GenerationRequest,
+    GenerationResult,
+    RequestError,
+    speculation_sources,
+)
+
+SNAPSHOT_MIN_TOKENS = 64  # discarding at least this many live cache tokens keeps a copy of them first
+
+
+@dataclass
+class EngineStats:
+    """Totals over the engine's life (the server's status request reports them)."""
+
+    requests: int = 0
+    generated_tokens: int = 0
+    forwards: int = 0
+    drafted: dict[str, int] = field(default_factory=dict)
+    accepted: dict[str, int] = field(default_factory=dict)
+
+
+def make_runner(model: Any, settings: EngineSettings, capacity: int) -> Runner:
+    """The lean runner for plain Llamas (batch-invariant when the check passes), else the generic HF runner."""
+    if settings.lean and lean_supported(model) is None:
+        runner = LeanRunner(LeanLlama(model, capacity, settings.row_quantum), settings.prefill_chunk)
+        runner.exact = check_batch_invariance(runner)
+        if not runner.exact:  # a kernel library with other row-count rules: try a coarser quantum
+            runner.model.quantum = 16
+            runner.exact = check_batch_invariance(runner)
+        return runner
+    return HFRunner(model, capacity, settings.prefill_chunk)
+
+
+@torch.inference_mode()
+def check_batch_invariance(runner: LeanRunner, length: int = 150) -> bool:
+    """Whether logits of positions are bit-identical computed in one prefill, one token at a time, or in 3s.
+
+    The positions cross a key-block boundary, so both the row-count and the key-length rules are exercised.
+    """
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, runner.model.vocab_size, (length,), generator=gen).tolist()
+    start = length - 30
+    runner.truncate(0)
+    ref = runner.forward(ids)[start:]
+    runner.truncate(start)
+    single = torch.cat([runner.forward([t]) for t in ids[start:]])
+    runner.truncate(start)
+    triples = torch.cat([runner.forward(ids[i:i + 3]) for i in range(start, length, 3)])
+    runner.truncate(0)
+    return torch.equal(ref, single) and torch.equal(ref, triples)
+
+
+class Engine:
+    """A target model (and optional draft) resident on one device; `generate` streams one request's text."""
+
+    def __init__(self, tokenizer: Any, target: Runner, draft: Runner | None, model_name: str,
+                 device: torch.device, settings: EngineSettings) -> None:
+        self.tokenizer = tokenizer
+        self.target = target
+        self.draft = draft
+        self.model_name = model_name
+        self.device = device
+        self.settings = settings
+        self.prefix_cache = PrefixCache(settings.prefix_cache_bytes)
+        self.stats = EngineStats()
+        self.last_result = GenerationResult("", 0, "none", 0, 0.0)
+        self.eos_ids = {int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set()
+        # any special token (EOS, FIM sentinels, file separators) ends a completion
+        self.stop_ids = self.eos_ids | {int(i) for i in tokenizer.all_special_ids}
+        self.model_drafter = (
+            ModelDrafter(draft, settings.draft_start, settings.draft_min, settings.max_draft) if draft else None
+        )
+
+    @classmethod
+    def load(cls, model_dir: Path, draft_dir: Path | None = None, device: str = "auto",
+             settings: EngineSettings | None = None) -> Engine:
+        """Load a Hugging Face causal LM directory (and a draft sharing its tokenizer) onto `device`."""
+        settings = settings or EngineSettings()
+        if settings.threads > 0:
+            torch.set_num_threads(settings.threads)
+        dev = resolve_device(device)
+        dtype = resolve_dtype(dev)
+        model = load_causal_lm(Path(model_dir), dev, dtype)
+        tokenizer = load_tokenizer(Path(model_dir))
+        capacity = min(settings.max_context, int(getattr(model.config, "max_position_embeddings", 0) or 2048))
+        with torch.inference_mode():
+            target = make_runner(model, settings, capacity)
+            draft = None
+            if draft_dir is not None:
+                draft_model = load_causal_lm(Path(draft_dir), dev, dtype)
+                check_same_tokenizer(tokenizer, load_tokenizer(Path(draft_dir)), Path(draft_dir))
+                draft = make_runner(draft_model, settings, capacity)
+        return cls(tokenizer, target, draft, Path(model_dir).name, dev, settings)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as the engine would feed it (special-token text counts as one token)."""
+        return len(encode_prompt(self.tokenizer, text))
+
+    @property
+    def exact_speculation(self) -> bool:
+        """Greedy output with speculation is bit-identical to the plain loop (the batch-invariance check passed)."""
+        return self.target.exact
+
+    def cache_hit_rate(self) -> float:
+        """Reused prompt tokens / prompt tokens over all requests."""
+        return self.prefix_cache.stats.hit_rate
+
+    def clear_cache(self) -> None:
+        """Forget all cached KV (live and stored)."""
+        self.target.truncate(0)
+        if self.draft is not None:
+            self.draft.truncate(0)
+        self.prefix_cache.clear()
+
+    def generate(self, req: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[str]:
+        """Stream the completion of `req` as text deltas; blocking; `last_result` describes it afterwards.
+
+        Raises RequestError on a bad request (nothing in the cache is lost then).
+        """
+        req.validate()
+        ids = encode_prompt(self.tokenizer, req.prompt)
+        if not ids:
+            raise RequestError("the prompt is empty")
+        if len(ids) + 1 > self.target.capacity:
+            raise RequestError(f"the prompt has {len(ids)} tokens; the model's context holds {self.target.capacity}")
+        with torch.inference_mode():
+            yield from self._decode(req, ids, cancel or CancelToken())
+
+    def _reuse_prefix(self, ids: list[int]) -> int:
+        """Put the longest cached prefix of `ids` into the live cache (at most all but the last token); its length."""
+        live = common_prefix(self.target.tokens, ids)
+        snap, stored = self.prefix_cache.best_match(ids)
+        # a switch of document: the new prompt diverges early from the live one, which loses many tokens
+        switching = len(self.target.tokens) - live >= SNAPSHOT_MIN_TOKENS and len(ids) - live >= SNAPSHOT_MIN_TOKENS
+        if switching or (snap is not None and stored > live + SNAPSHOT_MIN_TOKENS):
+            self.prefix_cache.put(self.target.snapshot())  # another document: keep this one's KV for later
+        if snap is not None and stored > live:
+            self.target.restore(snap, min(stored, len(ids) - 1))
+            self.prefix_cache.stats.restores += 1
+            live = stored
+        reuse = min(live, len(ids) - 1)  # the last prompt token is always run: its logits start the decode
+        self.target.truncate(reuse)
+        self.prefix_cache.stats.prompt_tokens += len(ids)
+        self.prefix_cache.stats.reused_tokens += reuse
+        return reuse
+
+    def _decode(self, req: GenerationRequest, ids: list[int], cancel: CancelToken) -> Iterator[str]:
+        t0 = time.perf_counter()
+        sources = speculation_sources(req.speculation)
+        sampler = Sampler(req.temperature, req.top_p, req.seed, self.device)
+        tracker = StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings, req.stop_check,
+                              req.max_new_tokens)
+        result = GenerationResult("", 0, "max_tokens", 0, 0.0, prompt_tokens=len(ids))
+        self.last_result = result
+        if req.max_new_tokens == 0 or cancel.cancelled:
+            result.stop_reason = "cancelled" if cancel.cancelled else "max_tokens"
+            return
+        result.reused_tokens = self._reuse_prefix(ids)
+        logits = self.prefill(ids[result.reused_tokens:])  # [V]
+        token = sampler.pick(logits)
+        seq = list(ids)  # prompt + emitted tokens; the cache holds all of it but the last token
+        lookup = LookupDrafter(self.settings.lookup_max_ngram, self.settings.lookup_min_ngram)
+        screen = ScreenDrafter(self.tokenizer, req.expected_continuation) if req.expected_continuation else None
+        emitted_tokens = 0
+        stop: str | None = None
+        pending = [token]
+        while stop is None:
+            for tok in pending:  # account emitted tokens one by one: stops see exactly what the plain loop sees
+                delta, stop = tracker.push(tok)
+                if emitted_tokens == 0:
+                    result.time_to_first_token_s = time.perf_counter() - t0
+                seq.append(tok)
+                emitted_tokens += 1
+                if delta:
+                    yield delta
+                if stop is not None:
+                    break
+            if stop is not None:
+                break
+            stop = self._outside_stop(req, cancel, t0, len(seq))
+            if stop is not None:
+                tracker.finish(stop, flush=stop != "cancelled")
+                break
+            room = min(self.settings.max_draft, req.max_new_tokens - tracker.count - 1,
+                       self.target.capacity - len(seq) - 1)
+            draft = self._propose(sources, seq, tracker.detok.text(), room, lookup, screen, sampler)
+            pending = self.decode_step(seq[-1], draft, sampler, result)
+        result.text = tracker.final if tracker.final is not None else tracker.emitted
+        result.stop_reason = stop
+        result.tokens = tracker.count
+        result.accepted_per_forward = (emitted_tokens - 1) / result.forwards if result.forwards else 0.0
+        result.elapsed_s = time.perf_counter() - t0
+        self._record(result)
+
+    def prefill(self, new_ids: list[int]) -> Tensor:
+        """Run the prompt tokens not in the cache; return the logits [V] of the last one."""
+        return self.target.forward(new_ids, all_logits=False)[-1]
+
+    def decode_step(self, last: int, draft: Draft | None, sampler: Sampler, result: GenerationResult) -> list[int]:
+        """One target forward over [last] + draft; return the tokens it emits (accepted drafts + one more).
+
+        Cache invariant: before, the cache holds the sequence up to (excluding) `last`; after, it holds the sequence
+        up to (excluding) the last returned token.
+        """
+        tokens = draft.tokens if draft else []
+        base = len(self.target.tokens)
+        logits = self.target.forward([last, *tokens])  # [1 + k, V]: row i predicts the token after tokens[:i]
+        result.forwards += 1
+        verdict = sampler.verify(tokens, draft.probs if draft else None, logits)
+        self.target.truncate(base + 1 + verdict.accepted)
+        if draft is not None:
+            result.drafted[draft.source] = result.drafted.get(draft.source, 0) + len(tokens)
+            result.accepted[draft.source] = result.accepted.get(draft.source, 0) + verdict.accepted
+            if draft.source == "draft" and self.model_drafter is not None:
+                self.model_drafter.feedback(len(tokens), verdict.accepted)
+        return [*tokens[: verdict.accepted], verdict.next_token]
+
+    def _propose(self, sources: frozenset[str], seq: list[int], text: str, room: int, lookup: LookupDrafter,
+                 screen: ScreenDrafter | None, sampler: Sampler) -> Draft | None:
+        """Choose this step's draft: the on-screen text while it agrees, else an n-gram match, else the draft model."""
+        if room <= 0:
+            return None
+        if "screen" in sources and screen is not None and (d := screen.propose(text, room)) is not None:
+            return d
+        if "lookup" in sources and (d := lookup.propose(seq, min(room, self.settings.lookup_max_tokens))):
+            return d
+        if "draft" in sources and self.model_drafter is not None:
+            return self.model_drafter.propose(seq, room, sampler)
+        return None
+
+    def _outside_stop(self, req: GenerationRequest, cancel: CancelToken, t0: float, seq_len: int) -> str | None:
+        if cancel.cancelled:
+            return "cancelled"
+        if req.time_limit_s is not None and time.perf_counter() - t0 >= req.time_limit_s:
+            return "time_limit"
+        if seq_len + 1 >= self.target.capacity:
+            return "context_full"
+        return None
+
+    def _record(self, result: GenerationResult) -> None:
+        s = self.stats
+        s.requests += 1
+        s.generated_tokens += result.tokens
+        s.forwards += result.forwards
+        for src, n in result.drafted.items():
+            s.drafted[src] = s.drafted.get(src, 0) + n
+        for src, n in result.accepted.items():
+            s.accepted[src] = s.accepted.get(src, 0) + n

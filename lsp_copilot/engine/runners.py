@@ -1,0 +1,168 @@
+"""Model runners: one KV cache and the tokens in it, extended by `forward` and rolled back by `truncate`.
+
+`LeanRunner` drives `LeanLlama` (static cache, batch-invariant shapes); `HFRunner` drives any Hugging Face causal
+LM through its `DynamicCache` (the generic path for architectures the lean module does not cover).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from lsp_copilot.engine.lean import LeanLlama
+
+
+@dataclass
+class KVSnapshot:
+    """A copy of the first `len(tokens)` cache rows, kept by the prefix cache for another document."""
+
+    tokens: tuple[int, ...]
+    data: object  # runner-specific tensors
+    nbytes: int
+
+
+class Runner(Protocol):
+    """A model with its KV cache: `tokens` are the tokens whose keys and values the cache holds, in order."""
+
+    tokens: list[int]
+    capacity: int
+    exact: bool  # logits of a position do not depend on how the tokens were grouped into forwards
+
+    def forward(self, new_tokens: list[int], all_logits: bool = True) -> Tensor: ...
+    def truncate(self, n: int) -> None: ...
+    def snapshot(self) -> KVSnapshot: ...
+    def restore(self, snap: KVSnapshot, n: int) -> None: ...
+    def kv_bytes_per_token(self) -> int: ...
+
+
+class LeanRunner:
+    """Runner over `LeanLlama`: rows padded to the row quantum, prompts prefilled in chunks."""
+
+    def __init__(self, model: LeanLlama, prefill_chunk: int) -> None:
+        self.model = model
+        self.capacity = model.capacity
+        self.tokens: list[int] = []
+        self.exact = True  # set by Engine after check_batch_invariance
+        q = model.quantum
+        self.chunk = max(q, prefill_chunk // q * q)
+
+    def forward(self, new_tokens: list[int], all_logits: bool = True) -> Tensor:
+        """Append `new_tokens`; return logits [n, V] for each (or [1, V] for the last one when not all_logits)."""
+        n = len(new_tokens)
+        if n == 0:
+            raise ValueError("forward needs at least one token")
+        if len(self.tokens) + n > self.capacity:
+            raise ValueError(f"the KV cache holds {self.capacity} tokens; {len(self.tokens) + n} needed")
+        q = self.model.quantum
+        outs: list[Tensor] = []
+        for lo in range(0, n, self.chunk):
+            part = new_tokens[lo:lo + self.chunk]
+            m = len(part)
+            padded = part + [part[-1]] * (-m % q)  # padding rows write finite KV past the end, overwritten later
+            ids = torch.tensor(padded, dtype=torch.long, device=self.model.device)
+            last = lo + m >= n
+            if all_logits:
+                rows = slice(0, (m + q - 1) // q * q)
+            elif last:
+                first = (m - 1) // q * q  # the quantum-aligned row group holding the last token
+                rows = slice(first, first + q)
+            else:
+                rows = slice(0, 0)
+            logits = self.model.forward(ids, len(self.tokens) + lo, rows)
+            if all_logits:
+                outs.append(logits[:m])
+            elif last:
+                outs.append(logits[(m - 1) % q:(m - 1) % q + 1])
+        self.tokens.extend(new_tokens)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def truncate(self, n: int) -> None:
+        """Forget every token from position n on (the cache rows stay and are overwritten later)."""
+        del self.tokens[n:]
+
+    def snapshot(self) -> KVSnapshot:
+        """Copy the cache rows of the current tokens."""
+        n = len(self.tokens)
+        data = self.model.kv[:, :, :, :n].clone()
+        return KVSnapshot(tuple(self.tokens), data, data.numel() * data.element_size())
+
+    def restore(self, snap: KVSnapshot, n: int) -> None:
+        """Load the first n rows of a snapshot into the cache; the cache then holds snap.tokens[:n]."""
+        assert isinstance(snap.data, Tensor)
+        self.model.kv[:, :, :, :n] = snap.data[:, :, :, :n]
+        self.tokens = list(snap.tokens[:n])
+
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV one token occupies."""
+        return self.model.kv_bytes_per_token()
+
+
+class HFRunner:
+    """Runner over any `transformers` causal LM with a DynamicCache (no batch-invariance guarantee)."""
+
+    def __init__(self, model: Any, capacity: int, prefill_chunk: int) -> None:
+        from transformers import DynamicCache
+
+        self.model = model
+        self.capacity = capacity
+        self.tokens: list[int] = []
+        self.exact = False
+        self.chunk = prefill_chunk
+        self._cache_cls = DynamicCache
+        self.cache = DynamicCache()
+        self.device = next(model.parameters()).device
+
+    def forward(self, new_tokens: list[int], all_logits: bool = True) -> Tensor:
+        """Append `new_tokens`; return logits [n, V] (or [1, V] for the last token)."""
+        n = len(new_tokens)
+        if n == 0:
+            raise ValueError("forward needs at least one token")
+        if len(self.tokens) + n > self.capacity:
+            raise ValueError(f"the KV cache holds {self.capacity} tokens; {len(self.tokens) + n} needed")
+        outs: list[Tensor] = []
+        for lo in range(0, n, self.chunk):
+            part = new_tokens[lo:lo + self.chunk]
+            start = len(self.tokens) + lo
+            ids = torch.tensor([part], dtype=torch.long, device=self.device)
+            pos = torch.arange(start, start + len(part), device=self.device)[None]
+            out = self.model(input_ids=ids, past_key_values=self.cache, position_ids=pos, use_cache=True,
+                             logits_to_keep=0 if all_logits else 1)
+            if all_logits or lo + self.chunk >= n:
+                outs.append(out.logits[0].float())
+        self.tokens.extend(new_tokens)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def truncate(self, n: int) -> None:
+        """Forget every token from position n on."""
+        if n < len(self.tokens):
+            if n == 0:
+                self.cache = self._cache_cls()
+            else:
+                self.cache.crop(n - len(self.tokens))  # transformers 5: a negative count of tokens to remove
+            del self.tokens[n:]
+
+    def snapshot(self) -> KVSnapshot:
+        """Copy the cache tensors of every layer."""
+        cache_layers: list[Any] = list(self.cache.layers)
+        layers = [(layer.keys.clone(), layer.values.clone()) for layer in cache_layers]
+        nbytes = sum(k.numel() * k.element_size() * 2 for k, _ in layers)
+        return KVSnapshot(tuple(self.tokens), layers, nbytes)
+
+    def restore(self, snap: KVSnapshot, n: int) -> None:
+        """Rebuild the cache from a snapshot's first n rows."""
+        assert isinstance(snap.data, list)
+        self.cache = self._cache_cls()
+        for i, (k, v) in enumerate(snap.data):
+            self.cache.update(k[:, :, :n].clone(), v[:, :, :n].clone(), i)
+        self.tokens = list(snap.tokens[:n])
+
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of KV one token occupies."""
+        cfg = self.model.config
+        n_kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        elem = next(self.model.parameters()).element_size()
+        return int(cfg.num_hidden_layers * 2 * n_kv * head_dim * elem)

@@ -1,0 +1,128 @@
+"""The engine's public value types: requests, results, cancellation, settings and errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+SPECULATION_SOURCES = ("draft", "lookup", "screen")
+
+
+class ModelLoadError(RuntimeError):
+    """A model or draft directory cannot be loaded (missing, not a model, or an incompatible draft)."""
+
+
+class RequestError(ValueError):
+    """A request the engine cannot serve as given (bad field, prompt longer than the context)."""
+
+
+@dataclass
+class GenerationRequest:
+    """One completion: a rendered prompt (text; the engine tokenizes it) and how to decode and stop."""
+
+    prompt: str
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop_strings: Sequence[str] = ()  # in addition to EOS and the tokenizer's special tokens
+    stop_check: Callable[[str], int | None] | None = None  # StopPolicy.check: an index = stop and cut there
+    time_limit_s: float | None = None
+    speculation: str = "auto"  # "auto" | "off" | "draft" | "lookup" | "screen" | combinations "draft+lookup"
+    expected_continuation: str | None = None  # the suggestion already on screen (drafts from it)
+
+    def validate(self) -> None:
+        """Raise RequestError on a field the engine cannot honour."""
+        if self.max_new_tokens < 0:
+            raise RequestError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise RequestError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise RequestError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise RequestError(f"time_limit_s must be > 0, got {self.time_limit_s}")
+        speculation_sources(self.speculation)
+
+
+def speculation_sources(spec: str) -> frozenset[str]:
+    """The draft sources named by a `speculation` string ("auto" = all of them); raise RequestError on a typo."""
+    if spec == "auto":
+        return frozenset(SPECULATION_SOURCES)
+    if spec == "off":
+        return frozenset()
+    parts = frozenset(p.strip() for p in spec.split("+"))
+    unknown = parts - set(SPECULATION_SOURCES)
+    if unknown or not parts:
+        raise RequestError(
+            f"unknown speculation {spec!r}: use 'auto', 'off' or a '+'-joined subset of "
+            f"{', '.join(SPECULATION_SOURCES)}"
+        )
+    return parts
+
+
+class CancelToken:
+    """A threading.Event-like flag: `cancel()` from any thread; the engine checks `cancelled` between decode steps.
+
+    `result` holds the GenerationResult of the request once it ended (or was dropped before it started).
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.result: GenerationResult | None = None
+
+    def cancel(self) -> None:
+        """Ask the request to stop; it stops within one decode step (or never starts)."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel()` was called."""
+        return self._event.is_set()
+
+
+@dataclass
+class GenerationResult:
+    """What one request produced and what it cost."""
+
+    text: str  # the completion after stops were applied (the concatenation of the streamed deltas, or a cut of it)
+    tokens: int  # generated tokens counted up to the stop
+    # "eos" | "stop_string" | "stop_check" | "max_tokens" | "time_limit" | "cancelled" | "context_full"
+    stop_reason: str
+    forwards: int  # target forward passes during decoding (prefill excluded)
+    accepted_per_forward: float  # mean tokens emitted per target decoding forward (1.0 without speculation)
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
+    time_to_first_token_s: float = 0.0
+    elapsed_s: float = 0.0
+    drafted: dict[str, int] = field(default_factory=dict)  # source -> tokens proposed
+    accepted: dict[str, int] = field(default_factory=dict)  # source -> proposed tokens accepted
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Share of this prompt's tokens reused from the prefix cache."""
+        return self.reused_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second after the first token (decode speed)."""
+        decode_s = self.elapsed_s - self.time_to_first_token_s
+        return (self.tokens - 1) / decode_s if self.tokens > 1 and decode_s > 0 else 0.0
+
+
+@dataclass
+class EngineSettings:
+    """Knobs of the engine; every field has a working default."""
+
+    max_context: int = 4096  # cap on the static KV cache length (the model's own limit applies too)
+    prefill_chunk: int = 256  # prompt tokens per prefill forward (bounds the attention scratch memory)
+    row_quantum: int = 4  # forwards are padded to a multiple of this many rows (batch-invariant shapes; see lean.py)
+    prefix_cache_bytes: int = 256 * 2**20  # bound of the KV copies kept for other documents
+    max_draft: int = 12  # most tokens verified per forward
+    draft_min: int = 1
+    draft_start: int = 4  # adaptive draft length of the draft model starts here
+    lookup_max_ngram: int = 4
+    lookup_min_ngram: int = 2
+    lookup_max_tokens: int = 12
+    lean: bool = True  # use the compact Llama path when the architecture allows it
+    threads: int = 0  # torch CPU threads (0 = torch's default)

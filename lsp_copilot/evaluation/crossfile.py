@@ -1,0 +1,305 @@
+"""Cross-file evaluation: lines that call a function or class defined in a sibling module, with and without the index.
+
+Task set (deterministic). The packages held out from training (`training.corpus.HELD_OUT_PACKAGES`: email, json,
+xmlrpc, wsgiref, tomllib) are read from the running Python's stdlib. In each module, a *cross-file call* is a call
+`f(...)` or `mod.f(...)` where `f` is a top-level `def`/`class` of ANOTHER module of the same package, imported into
+this module (`from .m import f`, `from pkg.m import f as g`, `from pkg import m`, `import pkg.m [as m]`; imports inside
+functions count too). Every single-line statement (the `humaneval_infill.single_line_statements` rule) containing
+such a call is one task: the cursor after the line's indentation, the line removed, exact match on the stripped line.
+
+Each package is copied into a temporary workspace (`<tmp>/<package>/...`), and each task is completed twice: with the
+workspace index (`CompletionQuery.workspace` set: the completer indexes that folder) and without it (the file alone).
+While a task runs, its file in the workspace holds the task's text, so the index never sees the removed line.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lsp_copilot.evaluation.completers import Completer, CompletionQuery, DirectModelCompleter, TimedCompletion, timed
+from lsp_copilot.evaluation.humaneval_infill import select, single_line_statements
+from lsp_copilot.evaluation.models import EMBEDDED_DIR, make_model_completer
+from lsp_copilot.evaluation.report import SystemScore, emit, format_table, score_system
+from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, SourceFile, stdlib_root
+from lsp_copilot.training.data import CrossFileIndex, module_name
+
+
+@dataclass(frozen=True)
+class CrossFileTask:
+    """One line of a package module whose answer calls something defined in a sibling module."""
+
+    task_id: str  # "<path>:<line>"
+    path: str  # relative to the workspace root, e.g. "email/header.py"
+    text: str  # the file with the line's text removed (its indentation and newline kept)
+    offset: int  # the cursor: after the line's indentation
+    expected: str  # the line, stripped
+    callees: tuple[str, ...]  # "module.name" of each cross-file definition the line calls
+
+    def query(self, workspace: Path | None) -> CompletionQuery:
+        return CompletionQuery(self.text, self.offset, self.path, workspace)
+
+
+def top_level_definitions(source: str) -> set[str]:
+    """Names of the top-level functions and classes of a module."""
+    tree = ast.parse(source)
+    return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def _resolve(module: str, level: int, current: str, is_package: bool) -> str:
+    """Absolute module name of `from <level dots><module> import ...` inside module `current`."""
+    if level == 0:
+        return module
+    base = current.split(".")
+    base = base if is_package else base[:-1]  # a package's `.` is itself, a module's `.` its package
+    base = base[: len(base) - (level - 1)]
+    return ".".join([*base, module] if module else base)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """`a.b.c` for a chain of names and attributes, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
+@dataclass
+class _Imports:
+    """What a module's imports make visible: local name -> (module, def) and local dotted name -> module."""
+
+    names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    modules: dict[str, str] = field(default_factory=dict)
+
+
+def collect_imports(tree: ast.AST, current: str, is_package: bool, defs: Mapping[str, set[str]]) -> _Imports:
+    """Imports of sibling modules' definitions (`defs`: module -> top-level names), anywhere in the module."""
+    found = _Imports()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = _resolve(node.module or "", node.level, current, is_package)
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if source in defs and source != current and alias.name in defs[source]:
+                    found.names[local] = (source, alias.name)
+                elif f"{source}.{alias.name}" in defs and f"{source}.{alias.name}" != current:
+                    found.modules[local] = f"{source}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in defs and alias.name != current:
+                    found.modules[alias.asname or alias.name] = alias.name
+    return found
+
+
+def cross_file_callees(call: ast.Call, imports: _Imports, defs: Mapping[str, set[str]]) -> str | None:
+    """"module.name" if `call` calls a sibling module's top-level definition, else None."""
+    func = call.func
+    if isinstance(func, ast.Name) and func.id in imports.names:
+        module, name = imports.names[func.id]
+        return f"{module}.{name}"
+    if isinstance(func, ast.Attribute):
+        owner_module = imports.modules.get(_dotted(func.value) or "")
+        if owner_module is not None and func.attr in defs[owner_module]:
+            return f"{owner_module}.{func.attr}"
+    return None
+
+
+def derive_file_tasks(path: str, source: str, defs: Mapping[str, set[str]]) -> list[CrossFileTask]:
+    """The tasks of one module (`path` relative to the workspace root), in line order."""
+    current = module_name(path)
+    tree = ast.parse(source)
+    imports = collect_imports(tree, current, path.endswith("__init__.py"), defs)
+    callees: dict[int, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.lineno == node.end_lineno:
+            callee = cross_file_callees(node, imports, defs)
+            if callee is not None:
+                callees.setdefault(node.lineno, set()).add(callee)
+    lines = source.splitlines(keepends=True)
+    tasks = []
+    for row in single_line_statements(source):
+        if row not in callees:
+            continue
+        line = lines[row - 1]
+        body = line.rstrip("\r\n")
+        indent = body[: len(body) - len(body.lstrip(" \t"))]
+        before = "".join(lines[: row - 1]) + indent
+        text = before + line[len(body):] + "".join(lines[row:])  # the line's text removed, its newline kept
+        tasks.append(CrossFileTask(f"{path}:{row}", path, text, len(before), body.strip(), tuple(sorted(callees[row]))))
+    return tasks
+
+
+def package_sources(package_dir: Path, root: Path) -> dict[str, str]:
+    """{path relative to `root`: text} of the package's .py files that decode as UTF-8 and parse."""
+    out: dict[str, str] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            ast.parse(text)
+        except (UnicodeDecodeError, SyntaxError, ValueError):
+            continue
+        out[path.relative_to(root).as_posix()] = text
+    return out
+
+
+def derive_package_tasks(sources: Mapping[str, str]) -> list[CrossFileTask]:
+    """Tasks of every module of one package (`sources`: relative path -> text)."""
+    defs = {module_name(p): top_level_definitions(t) for p, t in sources.items()}
+    return [t for p, text in sources.items() for t in derive_file_tasks(p, text, defs)]
+
+
+def load_tasks(packages: Sequence[str] = HELD_OUT_PACKAGES, root: Path | None = None) -> list[CrossFileTask]:
+    """All tasks of the held-out packages, ordered by path and line."""
+    root = root or stdlib_root()
+    tasks: list[CrossFileTask] = []
+    for pkg in packages:
+        if not (root / pkg).is_dir():
+            raise FileNotFoundError(f"package {pkg!r} not found under {root}")
+        tasks += derive_package_tasks(package_sources(root / pkg, root))
+    return tasks
+
+
+class Workspace:
+    """A temporary copy of the packages; `holding(task)` puts the task's text in its file for the task's duration."""
+
+    def __init__(self, packages: Sequence[str], source_root: Path | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="lsp-copilot-crossfile-")
+        self.root = Path(self._tmp.name)
+        source_root = source_root or stdlib_root()
+        for pkg in packages:
+            shutil.copytree(source_root / pkg, self.root / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+
+    @contextmanager
+    def holding(self, task: CrossFileTask) -> Iterator[Path]:
+        """The workspace root, with `task.path` replaced by the task's text until the block ends."""
+        target = self.root / task.path
+        original = target.read_bytes()
+        target.write_text(task.text, encoding="utf-8")
+        try:
+            yield self.root
+        finally:
+            target.write_bytes(original)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+class TrainingStyleRetriever:
+    """Cross-file context the way the embedded models saw it in training (`training.data.CrossFileIndex`).
+
+    For the direct reference completer only: definitions (signature + docstring line) of names called near the
+    cursor, from the modules the file imports and from its own directory. The pipeline has its own index.
+    """
+
+    def __init__(self, window_lines: int = 40) -> None:
+        self.window_lines = window_lines
+        self._indexes: dict[Path, CrossFileIndex] = {}
+
+    def index_for(self, workspace: Path) -> CrossFileIndex:
+        if workspace not in self._indexes:
+            files = [SourceFile(p.relative_to(workspace).as_posix(), p.read_text(encoding="utf-8"))
+                     for p in sorted(workspace.rglob("*.py")) if "__pycache__" not in p.parts]
+            self._indexes[workspace] = CrossFileIndex(files)
+        return self._indexes[workspace]
+
+    def __call__(self, query: CompletionQuery) -> list[tuple[str, str]]:
+        if query.workspace is None:
+            return []
+        above = query.prefix.split("\n")[-self.window_lines :]
+        below = query.suffix.split("\n")[: self.window_lines // 2]
+        window = "\n".join(above + below)
+        return self.index_for(query.workspace).context_for(SourceFile(query.path, query.text), window)
+
+
+@dataclass
+class CrossFileSettings:
+    """Knobs of one cross-file run."""
+
+    packages: tuple[str, ...] = HELD_OUT_PACKAGES
+    source_root: Path | None = None  # where the packages are read from; default: the running Python's stdlib
+    progress: bool = True
+    direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
+
+
+def complete_condition(
+    name: str, completer: Completer, tasks: Sequence[CrossFileTask], workspace: Workspace | None, progress: bool
+) -> list[TimedCompletion]:
+    """Complete every task, with the workspace index (`workspace` given) or the file alone."""
+    from tqdm import tqdm
+
+    results = []
+    for task in tqdm(tasks, desc=name, unit="task", file=sys.stderr, disable=not progress, leave=False):
+        if workspace is None:
+            results.append(timed(completer, task.query(None)))
+        else:
+            with workspace.holding(task) as root:
+                results.append(timed(completer, task.query(root)))
+    return results
+
+
+def evaluate(
+    tasks: Sequence[CrossFileTask], completer: Completer, settings: CrossFileSettings | None = None
+) -> list[SystemScore]:
+    """Exact match without and with the workspace index, on the same tasks and the same completer."""
+    settings = settings or CrossFileSettings()
+    expected = [t.expected for t in tasks]
+    off = complete_condition("no index", completer, tasks, None, settings.progress)
+    workspace = Workspace(sorted({t.path.split("/", 1)[0] for t in tasks}), settings.source_root)
+    try:
+        on = complete_condition("workspace index", completer, tasks, workspace, settings.progress)
+    finally:
+        workspace.close()
+    return [score_system("without workspace index", expected, off), score_system("with workspace index", expected, on)]
+
+
+def run_crossfile(
+    model_dir: Path | None = None,
+    limit: int | None = None,
+    as_json: bool = False,
+    *,
+    settings: CrossFileSettings | None = None,
+    completer: Completer | None = None,
+    out: TextIO | None = None,
+) -> dict[str, Any]:
+    """Exact match with and without the workspace index on (`limit` of, spread evenly) the cross-file tasks.
+
+    `model_dir` None means the embedded target; `completer` replaces the model (tests inject fakes). Prints a
+    table (and, with `as_json`, the report as the last line) and returns the report.
+    """
+    settings = settings or CrossFileSettings()
+    all_tasks = load_tasks(settings.packages, settings.source_root)
+    tasks = select(all_tasks, limit)
+    path = "injected"
+    if completer is None:
+        model_dir = model_dir or EMBEDDED_DIR / "target"
+        completer, path = make_model_completer(model_dir, direct=settings.direct)
+        if isinstance(completer, DirectModelCompleter):
+            completer.retriever = TrainingStyleRetriever()
+            completer.settings.file_header = True  # both conditions name the file; only the index differs
+    scores = evaluate(tasks, completer, settings)
+    off, on = scores
+    report: dict[str, Any] = {
+        "benchmark": "crossfile",
+        "tasks": len(tasks),
+        "tasks_total": len(all_tasks),
+        "packages": dict(Counter(t.path.split("/", 1)[0] for t in tasks)),
+        "model": None if model_dir is None else str(model_dir),
+        "completion_path": path,
+        "systems": [s.to_json() for s in scores],
+        "exact_match_gain": round(on.exact_match - off.exact_match, 4),
+    }
+    title = (f"crossfile: {len(tasks)} of {len(all_tasks)} lines calling a sibling module's definition "
+             f"({', '.join(settings.packages)}), exact match")
+    emit(report, format_table(title, scores), as_json, out)
+    return report

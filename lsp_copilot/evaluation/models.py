@@ -1,0 +1,80 @@
+"""Model-backed completers: through the server's pipeline when it is importable, else the direct greedy reference."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from lsp_copilot.evaluation.completers import Completer, Completion, CompletionQuery, DirectModelCompleter
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "models"
+# A file outside any real folder for single-file tasks: the context builder sees a path but nothing to index.
+_DETACHED_ROOT = Path("/lsp-copilot-eval")
+
+
+class PipelineCompleter:
+    """Completes exactly as the server does: Document -> ContextBuilder -> template -> Engine -> postprocess.
+
+    One engine is loaded; one ContextBuilder per workspace (None = no workspace index) is built lazily and kept.
+    Before each query on a workspace the current file's text is handed to the index (`update_file`), as a
+    `didChange` would, so the index never sees the answer line that the task removed.
+    """
+
+    def __init__(self, model_dir: Path, draft_dir: Path | None = None, settings: Any = None) -> None:
+        from lsp_copilot.pipeline import load_model
+        from lsp_copilot.settings import Settings
+
+        self.settings = settings or Settings()
+        self.settings.model.path = str(model_dir)
+        self.settings.model.draft = str(draft_dir) if draft_dir is not None else ""
+        self.settings.completion.time_limit_ms = 60_000  # no time cap: evaluation measures quality, not latency
+        self.settings.completion.multiline = "never"  # every task here is single-line
+        self.model = load_model(self.settings)
+        self._builders: dict[Path | None, Any] = {}
+
+    def builder_for(self, workspace: Path | None) -> Any:
+        """The ContextBuilder for `workspace`, its index built (waits for the background indexer)."""
+        if workspace not in self._builders:
+            from lsp_copilot.context import ContextBuilder
+
+            builder = ContextBuilder(self.settings.context, self.model.engine.count_tokens)
+            if workspace is not None:
+                builder.set_workspace([workspace], background=False)  # indexed before the first query
+            self._builders[workspace] = builder
+        return self._builders[workspace]
+
+    def __call__(self, query: CompletionQuery) -> Completion:
+        from lsp_copilot.documents import DocumentStore
+        from lsp_copilot.pipeline import Pipeline
+
+        root = query.workspace if query.workspace is not None else _DETACHED_ROOT
+        path = root / query.path
+        builder = self.builder_for(query.workspace)
+        if query.workspace is not None:
+            builder.update_file(path, query.text)
+        store = DocumentStore()
+        doc = store.open(path.as_uri(), "python" if path.suffix == ".py" else "plaintext", 1, query.text, path)
+        pipeline = Pipeline(self.model, builder, self.settings.completion)
+        run = pipeline.start(pipeline.prepare(doc, query.offset, store))
+        for _ in run.iterate():
+            pass
+        suggestion = run.suggestion()
+        return Completion(suggestion.text, suggestion.tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.model.engine.count_tokens(text))
+
+
+def make_model_completer(model_dir: Path, draft_dir: Path | None = None, direct: bool = False) -> tuple[Completer, str]:
+    """(completer, "pipeline" | "direct"): the server's pipeline unless `direct` or the pipeline cannot be imported."""
+    if not (Path(model_dir) / "config.json").exists():
+        raise FileNotFoundError(f"{model_dir}: no config.json; pass --model DIR with a model saved by save_pretrained")
+    if not direct:
+        try:
+            return PipelineCompleter(Path(model_dir), draft_dir), "pipeline"
+        except ImportError as exc:
+            log.warning("the pipeline is not importable (%s); completing with the direct greedy reference", exc)
+    return DirectModelCompleter(Path(model_dir)), "direct"

@@ -1,0 +1,96 @@
+"""Scores of one system on a task set, the readable table, and the one-JSON-object-last-line output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+from lsp_copilot.evaluation.completers import TimedCompletion, first_line
+
+
+def exact_match(completion: str, expected: str) -> bool:
+    """The completion's first line, stripped, equals the expected line, stripped."""
+    return first_line(completion).strip() == expected.strip()
+
+
+@dataclass
+class SystemScore:
+    """One system (a model or a baseline) over a task set."""
+
+    name: str
+    tasks: int
+    exact_match: float  # share of tasks, in [0, 1]
+    pass_at_1: float | None = None  # share of tasks whose program passes its tests; None = not run
+    tokens: int = 0  # generated tokens, all tasks together
+    seconds: float = 0.0  # completer wall time, all tasks together
+    errors: int = 0  # tasks on which the completer raised
+    first_error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.tokens / self.seconds if self.tokens and self.seconds > 0 else None
+
+    @property
+    def ms_per_task(self) -> float:
+        return 1000.0 * self.seconds / self.tasks if self.tasks else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tokens_per_s"] = None if self.tokens_per_s is None else round(self.tokens_per_s, 1)
+        out["ms_per_task"] = round(self.ms_per_task, 1)
+        out["exact_match"] = round(self.exact_match, 4)
+        out["pass_at_1"] = None if self.pass_at_1 is None else round(self.pass_at_1, 4)
+        out["seconds"] = round(self.seconds, 2)
+        return out
+
+
+def score_system(
+    name: str, expected: Sequence[str], results: Sequence[TimedCompletion], passed: Sequence[bool] | None = None
+) -> SystemScore:
+    """Exact match (and pass@1 when `passed` is given) of `results` against `expected`, task by task."""
+    if len(expected) != len(results) or (passed is not None and len(passed) != len(results)):
+        raise ValueError("expected, results and passed must have one entry per task")
+    n = len(expected)
+    hits = sum(exact_match(r.completion.text, e) for r, e in zip(results, expected, strict=True))
+    errors = [r.error for r in results if r.error is not None]
+    return SystemScore(
+        name=name,
+        tasks=n,
+        exact_match=hits / n if n else 0.0,
+        pass_at_1=(sum(passed) / n if n else 0.0) if passed is not None else None,
+        tokens=sum(r.completion.tokens for r in results),
+        seconds=sum(r.seconds for r in results),
+        errors=len(errors),
+        first_error=errors[0] if errors else None,
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:5.1f}%"
+
+
+def format_table(title: str, scores: Sequence[SystemScore]) -> str:
+    """A fixed-width table: system, tasks, exact match, pass@1, tokens/s, ms/task, errors."""
+    width = max([len("system"), *(len(s.name) for s in scores)])
+    head = f"{'system':<{width}}  {'tasks':>5}  {'exact':>6}  {'pass@1':>6}  {'tok/s':>7}  {'ms/task':>8}  errors"
+    lines = [title, head, "-" * len(head)]
+    for s in scores:
+        tps = "-" if s.tokens_per_s is None else f"{s.tokens_per_s:7.1f}"
+        lines.append(
+            f"{s.name:<{width}}  {s.tasks:>5}  {_pct(s.exact_match):>6}  {_pct(s.pass_at_1):>6}  {tps:>7}  "
+            f"{s.ms_per_task:8.1f}  {s.errors}"
+        )
+    return "\n".join(lines)
+
+
+def emit(report: dict[str, Any], table: str, as_json: bool, out: TextIO | None = None) -> None:
+    """Print the table; with `as_json` the last printed line is the report as one JSON object."""
+    stream = out or sys.stdout
+    print(table, file=stream)
+    if as_json:
+        print(json.dumps(report, sort_keys=False), file=stream)
+    stream.flush()

@@ -1,0 +1,66 @@
+"""textDocument/inlineCompletion end to end: real server process, real model, stdio and TCP, streaming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from tests.e2e.conftest import SAMPLE
+from tests.e2e.lsp_session import session
+
+CURSOR = (len(SAMPLE.splitlines()) - 1, 4)  # the indented empty line in count_words
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["stdio", "tcp"])
+async def test_inline_completion_streams_and_answers(workspace: Path, embedded_args: list[str], tcp: bool) -> None:
+    async with session(workspace, *embedded_args, tcp=tcp) as s:
+        uri = s.open(workspace / "sample.py", SAMPLE)
+        msg_id, fut = s.inline(uri, *CURSOR)
+        result: types.InlineCompletionList = await fut
+        assert len(result.items) == 1
+        item = result.items[0]
+        assert item.insert_text.strip(), "the embedded model should suggest something for a function body"
+        assert item.range == types.Range(start=types.Position(*CURSOR), end=types.Position(*CURSOR))
+        chunks = s.chunks_for(msg_id)
+        assert chunks and chunks[-1]["done"] is True
+        assert [c["done"] for c in chunks[:-1]] == [False] * (len(chunks) - 1)
+        assert chunks[-1]["text"] == item.insert_text
+        assert all(c["uri"] == uri and c["version"] == 1 for c in chunks)
+        # The shown text only grows while streaming (post-processing may trim the very end).
+        for a, b in zip(chunks, chunks[1:-1]):
+            assert b["text"].startswith(a["text"][: max(0, len(a["text"]) - 3)])
+
+
+async def test_incremental_edits_and_utf16_positions(workspace: Path, embedded_args: list[str]) -> None:
+    text = 'NAME = "café ☕ 😀"\n\n\ndef greet():\n    return \n'
+    async with session(workspace, *embedded_args) as s:
+        uri = s.open(workspace / "greet.py", text)
+        # Insert after the emoji (UTF-16: 😀 is two code units) on line 0, then complete after `return `.
+        s.change(uri, 2, (0, 17), (0, 17), "!")
+        s.change(uri, 3, (4, 11), (4, 11), "NA")
+        _, fut = s.request("lspCopilot/context", {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 13}})
+        ctx = await fut
+        prefix = ctx["prefix"] if isinstance(ctx, dict) else ctx.prefix
+        assert prefix.endswith('NAME = "café ☕ 😀!"\n\n\ndef greet():\n    return NA')
+        _, fut = s.inline(uri, 4, 13)
+        result = await fut
+        assert isinstance(result, types.InlineCompletionList)
+
+
+async def test_streaming_off_sends_no_chunks(workspace: Path, tiny_args: list[str]) -> None:
+    async with session(workspace, *tiny_args, init_options={"streaming": False}) as s:
+        uri = s.open(workspace / "sample.py", SAMPLE)
+        _, fut = s.inline(uri, *CURSOR)
+        await fut
+        assert s.chunks == []
+
+
+async def test_streaming_opt_in_by_capability(workspace: Path, tiny_args: list[str]) -> None:
+    async with session(workspace, *tiny_args, init_options={"streaming": False},
+                       experimental={"lspCopilot": {"streaming": True}}) as s:
+        uri = s.open(workspace / "sample.py", SAMPLE)
+        msg_id, fut = s.inline(uri, *CURSOR)
+        await fut
+        assert s.chunks_for(msg_id)[-1]["done"] is True

@@ -1,0 +1,155 @@
+"""Workspace index: definitions from files that are not open; .gitignore, secrets, binary, size and symlink rules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lsp_copilot.context import ContextBuilder, ContextSettings, WorkspaceContext, estimate_tokens
+from lsp_copilot.context.index import WorkspaceIndex
+from lsp_copilot.context.symbols import SymbolExtractor
+from lsp_copilot.languages import default_registry
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "context"
+
+
+@pytest.fixture
+def py_ws(tmp_path: Path) -> Path:
+    """The Python fixture workspace plus the files the index must skip (made here: git would ignore them)."""
+    root = tmp_path / "ws"
+    shutil.copytree(FIXTURES / "py_ws", root)
+    (root / "build").mkdir()
+    (root / "build" / "hidden.py").write_text("def hidden_build_helper():\n    return 1\n")
+    (root / "skip.gen.py").write_text("def generated_helper():\n    return 2\n")
+    (root / "app" / ".gitignore").write_text("local_*.py\n")
+    (root / "app" / "local_notes.py").write_text("def local_only_helper():\n    pass\n")
+    (root / "app" / "visible.py").write_text("def visible_helper():\n    pass\n")
+    (root / "blob.py").write_bytes(b"def binary_helper():\n    pass\n\x00\x01\x02")
+    (root / "huge.py").write_text("def huge_helper():\n    pass\n" + "x = 1\n" * 5000)
+    (root / "id_rsa.py").write_text("def private_key_helper():\n    pass\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "evil.py").write_text("def outside_helper():\n    pass\n")
+    os.symlink(outside / "evil.py", root / "link_out.py")
+    os.symlink(outside, root / "linked_dir")
+    os.symlink(root / "geometry.py", root / "link_in.py")  # a symlink that stays inside is fine
+    return root
+
+
+def _index(settings: ContextSettings | None = None) -> WorkspaceIndex:
+    registry = default_registry()
+    return WorkspaceIndex(settings or ContextSettings(index_max_file_bytes=20_000), registry,
+                          SymbolExtractor(registry))
+
+
+def _names(index: WorkspaceIndex, *names: str) -> dict[str, list[str]]:
+    return {name: sorted(d.path for d in index.lookup(name)) for name in names}
+
+
+def test_index_honours_gitignore_secrets_binary_size_and_symlinks(py_ws: Path) -> None:
+    index = _index()
+    index.set_roots([py_ws])
+    assert index.wait(30)
+    found = _names(index, "area_of", "Shape", "kept_generated_helper", "visible_helper", "hidden_build_helper",
+                   "generated_helper", "local_only_helper", "binary_helper", "huge_helper", "private_key_helper",
+                   "load_api_token", "outside_helper")
+    assert found["area_of"] == ["geometry.py"]  # once, though a symlink inside the workspace points to it
+    assert found["Shape"] == ["geometry.py"]
+    assert found["kept_generated_helper"] == ["keep.gen.py"]  # negated pattern
+    assert found["visible_helper"] == ["app/visible.py"]
+    for skipped in ("hidden_build_helper", "generated_helper", "local_only_helper", "binary_helper", "huge_helper",
+                    "private_key_helper", "load_api_token", "outside_helper"):
+        assert found[skipped] == [], skipped
+    assert index.stats.done and index.stats.skipped.get("secret") == 2
+    assert {"binary", "too large", "symlink outside workspace"} <= set(index.stats.skipped)
+
+
+def test_update_file_add_change_delete_and_never_outside(py_ws: Path, tmp_path: Path) -> None:
+    index = _index()
+    index.set_roots([py_ws], background=False)
+    new = py_ws / "app" / "extra.py"
+    index.update_file(new, "def extra_helper(n: int) -> int:\n    '''Twice n.'''\n    return 2 * n\n")
+    assert [d.text for d in index.lookup("extra_helper")] == [
+        "def extra_helper(n: int) -> int:\n    '''Twice n.'''"]
+    index.update_file(new, "def renamed_helper():\n    pass\n")
+    assert index.lookup("extra_helper") == [] and len(index.lookup("renamed_helper")) == 1
+    index.update_file(new, None)
+    assert index.lookup("renamed_helper") == []
+    index.update_file(tmp_path / "outside" / "evil.py", "def outside_helper():\n    pass\n")
+    index.update_file(py_ws / "build" / "hidden.py", "def hidden_build_helper():\n    pass\n")
+    index.update_file(py_ws / ".env.py", "def env_helper():\n    pass\n")
+    index.update_file(py_ws / ".." / "outside" / "evil.py", "def outside_helper():\n    pass\n")
+    assert index.lookup("outside_helper") == [] and index.lookup("hidden_build_helper") == []
+    assert index.lookup("env_helper") == []
+
+
+def test_refresh_file_reads_disk_and_gitignore_changes(py_ws: Path) -> None:
+    index = _index()
+    index.set_roots([py_ws], background=False)
+    (py_ws / "geometry.py").write_text("def area_of_v2(shape):\n    pass\n")
+    index.refresh_file(py_ws / "geometry.py")
+    assert index.lookup("area_of") == []
+    assert [d.path for d in index.lookup("area_of_v2")] == ["geometry.py"]
+    (py_ws / ".gitignore").write_text("build/\n")  # skip.gen.py is no longer ignored
+    index.refresh_file(py_ws / ".gitignore")
+    index.refresh_file(py_ws / "skip.gen.py")
+    assert [d.path for d in index.lookup("generated_helper")] == ["skip.gen.py"]
+    (py_ws / "skip.gen.py").unlink()
+    index.refresh_file(py_ws / "skip.gen.py")
+    assert index.lookup("generated_helper") == []
+
+
+def test_a_new_workspace_replaces_the_old_index(py_ws: Path) -> None:
+    index = _index()
+    index.set_roots([py_ws], background=False)
+    assert index.lookup("area_of")
+    index.set_roots([FIXTURES / "go_ws"], background=False)
+    assert index.lookup("area_of") == [] and [d.path for d in index.lookup("Distance")] == ["geom/geom.go"]
+    index.set_roots([py_ws / "does-not-exist"])
+    assert index.wait(5) and index.file_count == 0
+
+
+@pytest.mark.parametrize(("workspace", "current", "position", "expected"), [
+    ("py_ws", "app/main.py", (19, 4), ("geometry.py", "def area_of(shape: Shape, scale: float = 1.0) -> float:")),
+    ("ts_ws", "src/app.ts", (6, 4), ("src/util.ts", "function formatPrice(amount: number, currency: string): string")),
+    ("go_ws", "main.go", (13, 2), ("geom/geom.go", "func Distance(a, b Point) float64")),
+    ("rust_ws", "src/main.rs", (11, 4), ("src/shapes.rs", "pub fn circle_area(c: &Circle) -> f64")),
+])
+def test_workspace_context_with_and_without_the_index(workspace: str, current: str, position: tuple[int, int],
+                                                      expected: tuple[str, str]) -> None:
+    with_index = WorkspaceContext(FIXTURES / workspace)
+    ctx = with_index.build(Path(current), *position)
+    defs = [p for p in ctx.parts if p.kind == "definitions"]
+    assert defs and defs[0].path == expected[0] and expected[1] in defs[0].text
+    assert ctx.path == current
+    without = WorkspaceContext(FIXTURES / workspace, use_index=False).build(Path(current), *position)
+    assert not [p for p in without.parts if p.kind == "definitions"]
+    assert (without.prefix, without.suffix) == (ctx.prefix, ctx.suffix) or without.prefix.endswith(ctx.prefix)
+
+
+def test_workspace_context_refuses_paths_outside(tmp_path: Path) -> None:
+    ws = WorkspaceContext(FIXTURES / "go_ws")
+    with pytest.raises(ValueError, match="outside the workspace"):
+        ws.build(Path("../py_ws/geometry.py"), 0, 0)
+
+
+def test_builder_background_index_and_open_document_preferred(py_ws: Path) -> None:
+    from lsp_copilot.documents import DocumentStore
+
+    builder = ContextBuilder(ContextSettings(), estimate_tokens)
+    builder.set_workspace([py_ws])
+    assert builder.index.wait(30)
+    store = DocumentStore()
+    geometry = py_ws / "geometry.py"
+    # The open (unsaved) text of geometry.py wins over the indexed one.
+    store.open(geometry.as_uri(), "python", 3, "def area_of(shape, unsaved_param):\n    '''Unsaved.'''\n")
+    main = py_ws / "app" / "main.py"
+    doc = store.open(main.as_uri(), "python", 1, main.read_text())
+    ctx = builder.build(doc, doc.offset_at(19, 4), store)
+    texts = [p.text for p in ctx.parts if p.kind == "definitions"]
+    assert any("unsaved_param" in t for t in texts)
+    assert not any("scale: float" in t for t in texts)
+    builder.close()

@@ -1,0 +1,290 @@
+"""Engine tests on tiny random Llamas: lean forward, lossless speculation, sampling rule, prefix cache, stops."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from lsp_copilot.engine import CancelToken, Engine, EngineSettings, GenerationRequest, ModelLoadError, RequestError
+from lsp_copilot.engine.detok import StopTracker
+from lsp_copilot.engine.engine import check_batch_invariance
+from lsp_copilot.engine.prefix_cache import PrefixCache
+from lsp_copilot.engine.runners import HFRunner, KVSnapshot, LeanRunner
+from lsp_copilot.engine.sampling import Sampler
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_models: tuple[Path, Path]) -> Engine:
+    target, draft = tiny_models
+    return Engine.load(target, draft, device="cpu")
+
+
+def fim_prompts(n: int, seed: int = 0) -> list[str]:
+    """SPM infilling prompts cut from stdlib sources (not the tokenizer's training files)."""
+    import random
+
+    rng = random.Random(seed)
+    texts = [(STDLIB / name).read_text() for name in ("string.py", "colorsys.py", "fnmatch.py", "json/encoder.py")]
+    prompts = []
+    for i in range(n):
+        text = texts[i % len(texts)]
+        cut = rng.randrange(200, len(text) - 300)
+        prefix = text[max(0, cut - rng.randrange(100, 700)):cut]
+        suffix = text[cut + 40:cut + 40 + rng.randrange(0, 200)]
+        prompts.append(f"<fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}")
+    return prompts
+
+
+def run(engine: Engine, req: GenerationRequest) -> tuple[str, list[str]]:
+    deltas = list(engine.generate(req))
+    return "".join(deltas), deltas
+
+
+def test_lean_logits_match_hf(tiny_models: tuple[Path, Path]) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_models[0])).eval()
+    engine = Engine.load(tiny_models[0], device="cpu")
+    assert isinstance(engine.target, LeanRunner)
+    ids = torch.randint(0, model.config.vocab_size, (300,), generator=torch.Generator().manual_seed(3)).tolist()
+    with torch.inference_mode():
+        ref = model(torch.tensor([ids])).logits[0]
+        engine.target.truncate(0)
+        ours = engine.target.forward(ids)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_invariance_holds_on_cpu(engine: Engine) -> None:
+    assert isinstance(engine.target, LeanRunner)
+    assert check_batch_invariance(engine.target)
+    assert engine.exact_speculation
+
+
+@pytest.mark.parametrize("spec", ["lookup", "draft", "screen", "draft+lookup", "lookup+screen", "auto"])
+def test_greedy_speculation_is_token_for_token_the_plain_loop(engine: Engine, spec: str) -> None:
+    drafted = 0
+    for i, prompt in enumerate(fim_prompts(6, seed=1)):
+        engine.clear_cache()
+        plain, _ = run(engine, GenerationRequest(prompt, max_new_tokens=32, speculation="off"))
+        base = engine.last_result
+        # the on-screen text agrees with the answer for a while, then diverges (a stale suggestion)
+        screen = plain[: len(plain) // 2] + "xq" + plain[: len(plain) // 3] if i % 2 else plain
+        engine.clear_cache()
+        req = GenerationRequest(prompt, max_new_tokens=32, speculation=spec, expected_continuation=screen)
+        fast, _ = run(engine, req)
+        res = engine.last_result
+        assert fast == plain, (spec, i)
+        assert (res.tokens, res.stop_reason) == (base.tokens, base.stop_reason)
+        drafted += sum(res.drafted.values())
+    assert drafted > 0, "the source never proposed anything: the comparison tested nothing"
+
+
+def test_screen_draft_accepts_several_tokens_per_forward(engine: Engine) -> None:
+    # a prompt whose answer re-tokenizes to the generated ids (the screen draft works on text)
+    for prompt in fim_prompts(8, seed=5):
+        plain, _ = run(engine, GenerationRequest(prompt, max_new_tokens=32, speculation="off"))
+        if engine.count_tokens(plain) == engine.last_result.tokens and engine.last_result.tokens >= 10:
+            break
+    else:
+        pytest.skip("no prompt with a canonically tokenized answer")
+    req = GenerationRequest(prompt, max_new_tokens=32, speculation="screen", expected_continuation=plain)
+    out, _ = run(engine, req)
+    assert out == plain
+    assert engine.last_result.accepted_per_forward > 3.0
+
+
+def test_stop_check_and_stop_strings_cut_identically_with_speculation(engine: Engine) -> None:
+    prompt = fim_prompts(1, seed=7)[0]
+    full, _ = run(engine, GenerationRequest(prompt, max_new_tokens=40, speculation="off"))
+    assert len(full) > 12
+    stop_at = full[8:11]
+    for spec in ("off", "auto"):
+        out, _ = run(engine, GenerationRequest(prompt, max_new_tokens=40, speculation=spec, stop_strings=[stop_at]))
+        assert out == full[: full.index(stop_at)] and engine.last_result.stop_reason == "stop_string"
+        out, _ = run(engine, GenerationRequest(prompt, max_new_tokens=40, speculation=spec,
+                                               stop_check=lambda t: 7 if len(t) >= 7 else None))
+        assert out == full[:7] and engine.last_result.text == out and engine.last_result.stop_reason == "stop_check"
+
+
+def test_speculative_sampling_preserves_target_distribution() -> None:
+    # vocabulary of 5; target p and a deliberately different draft q
+    torch.manual_seed(0)
+    p_logits = torch.tensor([2.0, 1.0, 0.5, -1.0, 0.0])
+    q = torch.softmax(torch.tensor([0.0, 2.0, 0.0, 1.0, -1.0]), -1)
+    sampler = Sampler(temperature=1.0, top_p=1.0, seed=123, device=torch.device("cpu"))
+    p = sampler.probs(p_logits)
+    n = 20_000
+    counts: Counter[int] = Counter()
+    point: Counter[int] = Counter()
+    logits = torch.stack([p_logits, p_logits])  # [k+1, V] with k = 1
+    for _ in range(n):
+        x = sampler.draw(q)
+        v = sampler.verify([x], q[None], logits)
+        counts[x if v.accepted == 1 else v.next_token] += 1
+        v = sampler.verify([1], None, logits)  # a deterministic (lookup-like) draft of token 1
+        point[1 if v.accepted == 1 else v.next_token] += 1
+    for c in (counts, point):
+        freq = torch.tensor([c[i] / n for i in range(5)])
+        expected = p * n
+        chi2 = float((((freq * n) - expected) ** 2 / expected).sum())
+        assert chi2 < 18.5, chi2  # chi-square, 4 degrees of freedom, p = 0.001
+        assert 0.5 * float((freq - p).abs().sum()) < 0.015
+
+
+def test_sampling_with_seed_is_reproducible_and_in_vocab(engine: Engine) -> None:
+    prompt = fim_prompts(1, seed=9)[0]
+    a, _ = run(engine, GenerationRequest(prompt, max_new_tokens=20, temperature=0.8, top_p=0.9, seed=4))
+    b, _ = run(engine, GenerationRequest(prompt, max_new_tokens=20, temperature=0.8, top_p=0.9, seed=4,
+                                         speculation="off"))
+    assert a and b
+
+
+def test_prefix_cache_reuse_gives_the_same_logits(engine: Engine) -> None:
+    doc_a, doc_b = fim_prompts(2, seed=11)
+    engine.clear_cache()
+    ids_a = engine.tokenizer(doc_a + "x", add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        cold = engine.prefill(ids_a)
+        engine.clear_cache()
+        list(engine.generate(GenerationRequest(doc_a, max_new_tokens=4)))
+        list(engine.generate(GenerationRequest(doc_b, max_new_tokens=4)))  # another document evicts the live cache
+        reused = engine._reuse_prefix(ids_a)
+        warm = engine.prefill(ids_a[reused:])
+    assert reused >= len(ids_a) - 4  # restored from the stored copy of document A
+    assert engine.prefix_cache.stats.restores >= 1
+    torch.testing.assert_close(warm, cold, rtol=0, atol=1e-5)
+    assert engine.cache_hit_rate() > 0
+
+
+def test_one_character_edit_reuses_almost_all_of_the_prompt(engine: Engine) -> None:
+    prompt = fim_prompts(1, seed=13)[0]
+    list(engine.generate(GenerationRequest(prompt, max_new_tokens=4)))
+    list(engine.generate(GenerationRequest(prompt + "a", max_new_tokens=4)))
+    res = engine.last_result
+    assert res.reused_tokens >= res.prompt_tokens - 3
+    assert res.cache_hit_rate > 0.9
+
+
+def test_prefix_cache_evicts_least_recently_used_under_its_bound() -> None:
+    def snap(tokens: tuple[int, ...]) -> KVSnapshot:
+        return KVSnapshot(tokens, None, nbytes=100 * len(tokens))
+
+    cache = PrefixCache(max_bytes=900)
+    cache.put(snap((1, 2, 3)))
+    cache.put(snap((4, 5, 6)))
+    cache.put(snap((1, 2, 3, 9)))  # covers (1, 2, 3): that one is dropped
+    assert [s.tokens for s in cache.entries.values()] == [(4, 5, 6), (1, 2, 3, 9)]
+    assert cache.best_match([4, 5, 7])[1] == 2  # (4, 5, 6) is now the most recent
+    cache.put(snap((7, 8, 9)))
+    assert cache.bytes <= 900 and cache.stats.evictions == 1
+    assert [s.tokens for s in cache.entries.values()] == [(4, 5, 6), (7, 8, 9)]
+    cache.put(snap(tuple(range(20))))  # larger than the bound: not kept, nothing lost
+    assert cache.bytes == 600
+
+
+def test_engine_prefix_store_stays_within_bytes(tiny_models: tuple[Path, Path]) -> None:
+    engine = Engine.load(tiny_models[0], device="cpu", settings=EngineSettings(prefix_cache_bytes=200_000))
+    for prompt in fim_prompts(8, seed=17):
+        list(engine.generate(GenerationRequest(prompt, max_new_tokens=2)))
+    assert engine.prefix_cache.stats.snapshots >= 3
+    assert engine.prefix_cache.bytes <= 200_000
+    assert engine.prefix_cache.stats.evictions >= 1
+
+
+def test_cancel_from_another_thread_stops_within_one_step(engine: Engine) -> None:
+    prompt = fim_prompts(1, seed=19)[0]
+    cancel = CancelToken()
+    at_cancel: list[int] = []
+    seen = threading.Event()
+
+    def canceller() -> None:
+        seen.wait(10)
+        at_cancel.append(engine.last_result.forwards)
+        cancel.cancel()
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
+    got = []
+    for delta in engine.generate(GenerationRequest(prompt, max_new_tokens=500, speculation="off"), cancel):
+        got.append(delta)
+        if len(got) == 3:
+            seen.set()
+            thread.join()
+    res = engine.last_result
+    assert res.stop_reason == "cancelled"
+    assert res.forwards <= at_cancel[0] + 1
+    assert res.text == "".join(got)
+
+
+def test_time_limit_and_max_tokens(engine: Engine) -> None:
+    prompt = fim_prompts(1, seed=21)[0]
+    list(engine.generate(GenerationRequest(prompt, max_new_tokens=3, stop_strings=["\x00"])))
+    assert engine.last_result.tokens <= 3
+    list(engine.generate(GenerationRequest(prompt, max_new_tokens=1000, time_limit_s=0.05, speculation="off")))
+    assert engine.last_result.stop_reason in {"time_limit", "eos", "stop_string"}
+
+
+def test_multibyte_characters_stream_whole(engine: Engine) -> None:
+    text = "café € 😀 漢字 naïve"
+    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > len(text) // 2  # bytes split across tokens: the case under test
+    tracker = StopTracker(engine.tokenizer, set(), set(), ["漢字 n"], None, 1000)
+    deltas = []
+    for t in ids:
+        delta, stop = tracker.push(t)
+        assert "\ufffd" not in delta
+        deltas.append(delta)
+        if stop:
+            break
+    assert "".join(deltas) == "café € 😀 " and tracker.final == "café € 😀 "
+
+
+def test_fim_sentinels_tokenize_to_special_ids(engine: Engine) -> None:
+    ids = engine.tokenizer("<fim_prefix><fim_suffix>a<fim_middle>b", add_special_tokens=False)["input_ids"]
+    fim_ids = engine.tokenizer.convert_tokens_to_ids(["<fim_prefix>", "<fim_suffix>", "<fim_middle>"])
+    assert ids[:2] == fim_ids[:2] and fim_ids[2] in ids
+    assert engine.count_tokens("<fim_prefix>") == 1
+
+
+def test_bad_requests_raise_clear_errors_and_keep_the_cache(engine: Engine) -> None:
+    prompt = fim_prompts(1, seed=23)[0]
+    list(engine.generate(GenerationRequest(prompt, max_new_tokens=2)))
+    cached = list(engine.target.tokens)
+    for bad in (GenerationRequest(prompt, temperature=-1), GenerationRequest(prompt, speculation="drafts"),
+                GenerationRequest(prompt, top_p=0), GenerationRequest("x" * 20000)):
+        with pytest.raises(RequestError):
+            list(engine.generate(bad))
+    assert engine.target.tokens == cached
+
+
+def test_load_errors(tiny_models: tuple[Path, Path], tmp_path: Path) -> None:
+    from lsp_copilot.training.tokenizer import save_tokenizer, train_tokenizer
+
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Engine.load(tmp_path / "nope")
+    with pytest.raises(ModelLoadError, match="not a model directory"):
+        Engine.load(tmp_path)
+    other = tmp_path / "other_draft"
+    shutil.copytree(tiny_models[1], other)
+    save_tokenizer(train_tokenizer(["def f(x):\n    return x\n" * 50], vocab_size=300), other, model_max_length=1024)
+    with pytest.raises(ModelLoadError, match="share the target's tokenizer"):
+        Engine.load(tiny_models[0], other)
+
+
+def test_generic_hf_runner_matches_the_lean_greedy_output(tiny_models: tuple[Path, Path]) -> None:
+    lean = Engine.load(tiny_models[0], device="cpu")
+    generic = Engine.load(tiny_models[0], device="cpu", settings=EngineSettings(lean=False))
+    assert isinstance(generic.target, HFRunner)
+    prompt = fim_prompts(1, seed=25)[0]
+    a, _ = run(lean, GenerationRequest(prompt, max_new_tokens=16, speculation="off"))
+    b, _ = run(generic, GenerationRequest(prompt, max_new_tokens=16, speculation="lookup"))
+    c, _ = run(generic, GenerationRequest(prompt + "z", max_new_tokens=16, speculation="off"))
+    assert a == b and c is not None

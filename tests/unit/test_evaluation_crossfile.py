@@ -1,0 +1,164 @@
+"""Cross-file evaluation: tasks that call a sibling module's definition, and the with/without-index comparison."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from lsp_copilot.evaluation.completers import Completion, CompletionQuery
+from lsp_copilot.evaluation.crossfile import (
+    CrossFileSettings,
+    CrossFileTask,
+    TrainingStyleRetriever,
+    Workspace,
+    derive_package_tasks,
+    load_tasks,
+    package_sources,
+    run_crossfile,
+)
+from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, is_held_out
+
+HELPERS = '''\
+"""Helpers."""
+
+
+def helper(x):
+    """Double x."""
+    return 2 * x
+
+
+class Thing:
+    pass
+
+
+def _private():
+    return 1
+'''
+
+USER = '''\
+"""Uses the helpers."""
+from .helpers import helper as hlp
+from toy import helpers
+import toy.helpers
+
+
+def local(y):
+    return y
+
+
+def work(z):
+    a = hlp(z)
+    b = helpers.Thing()
+    c = local(a)
+    d = hlp(a,
+            b)
+    e = toy.helpers.helper(1) + helpers._private()
+    if helpers.missing(): pass
+    return a
+'''
+
+
+@pytest.fixture()
+def toy_root(tmp_path: Path) -> Path:
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "__init__.py").write_text('"""Toy package."""\nfrom toy.helpers import helper\n')
+    (tmp_path / "toy" / "helpers.py").write_text(HELPERS)
+    (tmp_path / "toy" / "user.py").write_text(USER)
+    return tmp_path
+
+
+def toy_tasks(root: Path) -> list[CrossFileTask]:
+    return derive_package_tasks(package_sources(root / "toy", root))
+
+
+def test_tasks_are_single_lines_calling_a_sibling_definition(toy_root: Path) -> None:
+    by_line = {t.expected: t for t in toy_tasks(toy_root)}
+    assert set(by_line) == {"a = hlp(z)", "b = helpers.Thing()", "e = toy.helpers.helper(1) + helpers._private()"}
+    assert by_line["a = hlp(z)"].callees == ("toy.helpers.helper",)
+    assert by_line["b = helpers.Thing()"].callees == ("toy.helpers.Thing",)
+    assert by_line["e = toy.helpers.helper(1) + helpers._private()"].callees == (
+        "toy.helpers._private", "toy.helpers.helper")
+
+
+def test_a_task_text_is_the_file_without_the_line(toy_root: Path) -> None:
+    for task in toy_tasks(toy_root):
+        original = (toy_root / task.path).read_text()
+        assert task.expected not in task.text
+        assert task.text[: task.offset] + task.expected + task.text[task.offset :] == original
+        assert task.text[task.offset] == "\n" and task.text[task.offset - 4 : task.offset] == "    "
+
+
+def test_the_held_out_packages_give_a_fixed_task_set() -> None:
+    tasks = load_tasks()
+    assert len(tasks) == 90
+    assert {t.path.split("/")[0] for t in tasks} == set(HELD_OUT_PACKAGES)
+    assert all(is_held_out(t.path) for t in tasks)  # the models never trained on these files
+    assert all(t.callees and t.expected for t in tasks)
+    assert len({t.task_id for t in tasks}) == len(tasks)
+
+
+def test_the_workspace_holds_the_task_text_only_while_the_task_runs(toy_root: Path) -> None:
+    task = toy_tasks(toy_root)[0]
+    workspace = Workspace(["toy"], toy_root)
+    try:
+        file = workspace.root / task.path
+        original = file.read_text()
+        with workspace.holding(task) as root:
+            assert root == workspace.root and file.read_text() == task.text
+        assert file.read_text() == original
+    finally:
+        workspace.close()
+    assert not workspace.root.exists()
+
+
+class GrepCompleter:
+    """A fake 'index': with a workspace, finds a name the line should call among the workspace's other files."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+        self.seen_workspaces: list[Path | None] = []
+
+    def __call__(self, query: CompletionQuery) -> Completion:
+        self.seen_workspaces.append(query.workspace)
+        answer = self.answers[query.prefix]
+        if query.workspace is None:
+            return Completion("pass")
+        on_disk = (query.workspace / query.path).read_text()
+        assert on_disk == query.text, "the index must see the task's text, never the removed line"
+        others = [p.read_text() for p in query.workspace.rglob("*.py") if p != query.workspace / query.path]
+        known = any(f"def {n}" in t or f"class {n}" in t for t in others for n in ("helper", "Thing"))
+        return Completion(answer if known else "pass", 3)
+
+
+def test_the_index_condition_is_the_only_difference(toy_root: Path) -> None:
+    tasks = toy_tasks(toy_root)
+    fake = GrepCompleter({t.text[: t.offset]: t.expected for t in tasks})
+    out = io.StringIO()
+    report = run_crossfile(
+        limit=None, as_json=True, completer=fake, out=out,
+        settings=CrossFileSettings(packages=("toy",), source_root=toy_root, progress=False),
+    )
+    assert json.loads(out.getvalue().strip().splitlines()[-1]) == report
+    off, on = report["systems"]
+    assert off["name"] == "without workspace index" and off["exact_match"] == 0.0
+    assert on["name"] == "with workspace index" and on["exact_match"] == 1.0
+    assert report["exact_match_gain"] == 1.0 and report["tasks"] == len(tasks) == 3
+    assert fake.seen_workspaces[:3] == [None, None, None] and all(fake.seen_workspaces[3:])
+
+
+def test_training_style_retrieval_finds_the_called_definition(toy_root: Path) -> None:
+    task = next(t for t in toy_tasks(toy_root) if t.expected == "b = helpers.Thing()")
+    retriever = TrainingStyleRetriever()
+    assert retriever(task.query(None)) == []
+    blocks = retriever(task.query(toy_root))
+    assert blocks and blocks[0][0] == "toy/helpers.py"
+    assert 'def helper(x):\n    """Double x."""' in blocks[0][1]
+
+
+def test_an_unknown_package_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nosuchpkg"):
+        load_tasks(("nosuchpkg",), tmp_path)
+

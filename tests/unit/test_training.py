@@ -1,0 +1,106 @@
+"""Training pipeline of the embedded models: tokenizer, FIM examples, and `lsp-copilot train` on a tiny corpus."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from lsp_copilot.training.corpus import SourceFile, is_held_out, split_corpus
+from lsp_copilot.training.data import CrossFileIndex, chunk_file, extract_definitions
+from lsp_copilot.training.fim import FimRates, choose_middle, make_example
+from lsp_copilot.training.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, SPECIAL_TOKENS
+
+SOURCE = '''import os
+
+
+def join_all(parts):
+    """Join path parts."""
+    return os.path.join(*parts)
+
+
+class Box:
+    """A box."""
+
+    def open(self, force=False):
+        """Open the box."""
+        return True
+'''
+
+
+def test_held_out_split_is_fixed() -> None:
+    assert is_held_out("json/decoder.py") and is_held_out("email/utils.py")
+    assert is_held_out("test/test_json/test_dump.py")
+    assert not is_held_out("os.py") or is_held_out("os.py") == is_held_out("os.py")
+    files = [SourceFile(f"m{i}.py", "x = 1\n") for i in range(2000)]
+    train, valid = split_corpus(files)
+    assert 10 < len(valid) < 60 and len(train) + len(valid) == 2000
+
+
+def test_whole_line_middles_start_and_end_on_line_boundaries() -> None:
+    rng = random.Random(0)
+    rates = FimRates(whole_lines=1.0, line_rest=0.0)
+    for _ in range(200):
+        start, end = choose_middle(SOURCE, rng, rates)
+        middle = SOURCE[start:end]
+        assert end == len(SOURCE) or SOURCE[end - 1] == "\n"
+        assert start == 0 or SOURCE[start - 1] == "\n" or SOURCE[start - 1] in " \t"
+        assert middle.count("\n") <= 3
+
+
+def test_examples_render_psm_and_spm() -> None:
+    rng = random.Random(1)
+    kinds = set()
+    for _ in range(100):
+        pieces = make_example(SOURCE, "pkg/box.py", [], rng, FimRates())
+        if FIM_MIDDLE in pieces:
+            i = pieces.index(FIM_PREFIX)
+            if pieces[i + 1] == FIM_SUFFIX:  # SPM: suffix, then prefix and middle
+                kinds.add("spm")
+                suffix, prefix, middle = pieces[i + 2], pieces[i + 4], pieces[i + 5]
+            else:
+                kinds.add("psm")
+                prefix, suffix, middle = pieces[i + 1], pieces[i + 3], pieces[i + 5]
+            assert prefix + middle + suffix == SOURCE and pieces[-1] == SPECIAL_TOKENS[0]
+        else:
+            kinds.add("l2r")
+    assert kinds == {"psm", "spm", "l2r"}
+
+
+def test_definitions_and_cross_file_context() -> None:
+    defs = {d.name: d.text for d in extract_definitions(SOURCE)}
+    assert defs["join_all"] == 'def join_all(parts):\n    """Join path parts."""'
+    assert "open" in defs and "Box" in defs
+    user = SourceFile("pkg/use.py", "from pkg.box import join_all\n\nx = join_all(['a'])\n")
+    index = CrossFileIndex([SourceFile("pkg/box.py", SOURCE), user])
+    context = index.context_for(user, user.text)
+    assert context == [("pkg/box.py", 'def join_all(parts):\n    """Join path parts."""\n')]
+    assert "".join(chunk_file(SOURCE, random.Random(0), 20, 40)) == SOURCE
+
+
+def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("textwrap.py", "bisect.py", "heapq.py"):
+        import sysconfig
+
+        (corpus / name).write_text((Path(sysconfig.get_paths()["stdlib"]) / name).read_text())
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "lsp_copilot", "train", "--out", str(out), "--corpus", str(corpus),
+           "--max-steps", "3", "--seq-len", "64", "--batch-size", "2", "--minutes", "5", "--draft-minutes", "5"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    for role in ("target", "draft"):
+        model = AutoModelForCausalLM.from_pretrained(out / role)
+        state = json.loads((out / role / "train_state.json").read_text())
+        assert state["tokens_seen"] == 3 * 2 * 64 and state["history"][-1]["valid_loss"] > 0
+        assert model.config.vocab_size == len(AutoTokenizer.from_pretrained(out / role))
+    tok = AutoTokenizer.from_pretrained(out / "target")
+    ids = tok(f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}", add_special_tokens=False)["input_ids"]
+    assert tok.convert_tokens_to_ids(FIM_PREFIX) in ids and tok.decode(ids) == f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}"
+    subprocess.run([*cmd, "--resume", "--only", "target"], check=True, capture_output=True, timeout=600)
+    state = json.loads((out / "target" / "train_state.json").read_text())
+    assert state["tokens_seen"] == 2 * 3 * 2 * 64  # continued from the saved counters
