@@ -127,7 +127,7 @@ def run_complete(args: argparse.Namespace) -> int:
     doc, store, offset = _open_file(args.location)
     try:
         model = load_model(settings)
-    except Exception as exc:  # noqa: BLE001 - a bad model directory is a user error, said plainly
+    except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     pipeline = Pipeline(model, _context_builder(settings, model.engine.count_tokens, doc), settings.completion)
@@ -168,7 +168,7 @@ def run_context(args: argparse.Namespace) -> int:
     from lsp_copilot.prompts import detect_template, load_templates, render_prompt
     from lsp_copilot.settings import build_settings
 
-    settings, problems = build_settings(cli_settings(args))
+    settings, _ = build_settings(cli_settings(args))
     setup_logging("warning")
     doc, store, offset = _open_file(args.location)
     model_dir, _ = resolve_model_dirs(settings)
@@ -177,7 +177,7 @@ def run_context(args: argparse.Namespace) -> int:
         template = detect_template(tokenizer, AutoConfig.from_pretrained(model_dir),
                                    load_templates([Path(p) for p in settings.prompts.paths]),
                                    settings.model.template or None)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

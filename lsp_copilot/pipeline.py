@@ -12,9 +12,16 @@ from transformers import AutoConfig
 
 from lsp_copilot.context import CompletionContext, ContextBuilder
 from lsp_copilot.documents import Document, DocumentStore
-from lsp_copilot.engine import CancelToken, Engine, GenerationRequest, GenerationResult, Scheduler
+from lsp_copilot.engine import CancelToken, Engine, EngineSettings, GenerationRequest, GenerationResult, Scheduler
 from lsp_copilot.postprocess import StopPolicy, finalize
-from lsp_copilot.prompts import PromptTemplate, check_template, detect_template, extract_middle, load_templates, render_prompt
+from lsp_copilot.prompts import (
+    PromptTemplate,
+    check_template,
+    detect_template,
+    extract_middle,
+    load_templates,
+    render_prompt,
+)
 from lsp_copilot.settings import CompletionSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +39,8 @@ def resolve_model_dirs(settings: Settings) -> tuple[Path, Path | None]:
     target, draft = embedded_model_dirs()
     if not settings.model.path:
         return target, Path(settings.model.draft).expanduser() if settings.model.draft else draft
-    return Path(settings.model.path).expanduser(), Path(settings.model.draft).expanduser() if settings.model.draft else None
+    draft_dir = Path(settings.model.draft).expanduser() if settings.model.draft else None
+    return Path(settings.model.path).expanduser(), draft_dir
 
 
 @dataclass
@@ -52,7 +60,8 @@ def load_model(settings: Settings) -> LoadedModel:
         raise FileNotFoundError(f"no model at {model_dir}: expected a Hugging Face model directory with config.json")
     templates = load_templates([Path(p).expanduser() for p in settings.prompts.paths])
     config = AutoConfig.from_pretrained(model_dir)
-    engine = Engine.load(model_dir, draft_dir, device=settings.model.device)
+    engine = Engine.load(model_dir, draft_dir, device=settings.model.device,
+                         settings=EngineSettings(threads=settings.model.threads))
     template = detect_template(engine.tokenizer, config, templates, settings.model.template or None)
     check_template(template, engine.tokenizer)
     return LoadedModel(engine, template, model_dir, draft_dir)
@@ -138,7 +147,9 @@ class Pipeline:
         self.settings = settings
         self.cache = SuggestionCache()
 
-    def prepare(self, doc: Document, offset: int, store: DocumentStore, expected: str | None = None) -> PreparedCompletion:
+    def prepare(
+        self, doc: Document, offset: int, store: DocumentStore, expected: str | None = None
+    ) -> PreparedCompletion:
         """Build context and prompt for the cursor at `offset` (a str index into `doc.text`)."""
         started = time.perf_counter()
         ctx = self.context_builder.build(doc, offset, store)

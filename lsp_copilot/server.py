@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -10,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -21,11 +22,11 @@ from pygls.uris import to_fs_path
 from lsp_copilot import __version__
 from lsp_copilot.context import ContextBuilder
 from lsp_copilot.context.describe import describe_context
-from lsp_copilot.prompts import render_prompt
 from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.engine import CancelToken, Scheduler
 from lsp_copilot.pipeline import LoadedModel, Pipeline, Suggestion, load_model
-from lsp_copilot.settings import Settings, build_settings
+from lsp_copilot.prompts import render_prompt
+from lsp_copilot.settings import build_settings
 
 log = logging.getLogger("lsp_copilot")
 
@@ -49,8 +50,10 @@ class CopilotProtocol(LanguageServerProtocol):
 class ClientLogHandler(logging.Handler):
     """Forwards lsp_copilot's log records to the client as `window/logMessage` (thread-safe)."""
 
-    LEVELS = {logging.ERROR: types.MessageType.Error, logging.WARNING: types.MessageType.Warning,
-              logging.INFO: types.MessageType.Info}
+    LEVELS: ClassVar[dict[int, types.MessageType]] = {
+        logging.ERROR: types.MessageType.Error, logging.WARNING: types.MessageType.Warning,
+        logging.INFO: types.MessageType.Info,
+    }
 
     def __init__(self, server: LanguageServer, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(logging.INFO)
@@ -60,10 +63,8 @@ class ClientLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         kind = self.LEVELS.get(record.levelno, types.MessageType.Log)
         params = types.LogMessageParams(type=kind, message=self.format(record))
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is shutting down
             self.loop.call_soon_threadsafe(self.server.window_log_message, params)
-        except RuntimeError:
-            pass  # the loop is closed: the server is shutting down
 
 
 @dataclass
@@ -131,7 +132,7 @@ class CopilotServer(LanguageServer):
                 self.scheduler.close()
             del old
             model = await asyncio.to_thread(load_model, settings)
-        except Exception as exc:  # noqa: BLE001 - any load failure is reported to the user, the server keeps serving
+        except Exception as exc:
             self.model_error = str(exc)
             log.error("model failed to load: %s", exc)
             self.show_message(f"lsp-copilot: the model failed to load: {exc}", types.MessageType.Error)
@@ -422,7 +423,7 @@ def create_server(cli_settings: dict[str, Any] | None = None) -> CopilotServer:
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: CopilotServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-        suggestion, doc, offset = await ls.suggest(params.text_document.uri, params.position)
+        suggestion, _, _ = await ls.suggest(params.text_document.uri, params.position)
         if not suggestion.text:
             return types.InlineCompletionList(items=[])
         pos = params.position

@@ -1,4 +1,4 @@
-"""Settings: a tree of defaulted dataclasses, loaded once from TOML, initializationOptions or workspace/configuration."""
+"""Settings: defaulted dataclasses, loaded once from TOML, initializationOptions or workspace/configuration."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class ModelSettings:
     draft: str = ""  # empty: the embedded draft when the embedded model runs, else no draft model
     device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda", "mps"))
     template: str = ""  # empty: detected from the tokenizer
+    threads: int = field(default=0, metadata=_range(0, 256))  # CPU threads for torch; 0: torch's default
 
 
 @dataclass
@@ -106,9 +107,8 @@ def _coerce(value: Any, kind: Any, meta: typing.Mapping[str, Any], where: str) -
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where} must be a number, got {value!r}")
         value = float(value)
-    elif kind is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string, got {value!r}")
+    elif kind is str and not isinstance(value, str):
+        raise ValueError(f"{where} must be a string, got {value!r}")
     if "choices" in meta and value not in meta["choices"]:
         raise ValueError(f"{where} must be one of {', '.join(meta['choices'])}; got {value!r}")
     if "min" in meta and not meta["min"] <= value <= meta["max"]:
@@ -152,7 +152,7 @@ def build_settings(*layers: Any) -> tuple[Settings, list[str]]:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """A settings file; its top level is the tree itself or a `[lspCopilot]` table. Raises ValueError when unreadable."""
+    """A settings file: the tree itself or a `[lspCopilot]` table. Raises ValueError when unreadable."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -18,7 +18,8 @@ def _tiny_corpus() -> list[str]:
     import sysconfig
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    return [(stdlib / name).read_text(encoding="utf-8") for name in ("textwrap.py", "bisect.py", "heapq.py", "shlex.py")]
+    names = ("textwrap.py", "bisect.py", "heapq.py", "shlex.py")
+    return [(stdlib / name).read_text(encoding="utf-8") for name in names]
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,25 @@
 """A compact Llama forward pass over a preallocated static KV cache, built from a Hugging Face model's weights.
 
 Why not the HF module: at editor model sizes a decode step is dominated by per-call overhead (module dispatch,
-cache bookkeeping), so this is gpt-fast's recipe: fused QKV and gate/up projections, RoPE tables computed once,
-one KV tensor written in place, no per-step allocation beyond activations.
+cache bookkeeping) and by streaming the weights from memory once per forward, so this is gpt-fast's recipe: fused
+QKV and gate/up projections stored pre-transposed ([in, out], the layout the small-row GEMM kernels read fastest),
+RoPE tables computed once, one KV tensor written in place, one fused attention call per row.
 
-Batch invariance (what makes speculation lossless): CPU GEMM kernels pick different reduction orders for different
-row counts and different reduction lengths, so a k-token verify pass would not reproduce a 1-token decode step bit
-for bit and greedy argmax could flip on near-ties. Here every reduction has a fixed shape:
-- every forward is padded to a multiple of `row_quantum` rows (row results of the projections do not depend on
-  the row count once it is a multiple of the quantum);
-- attention runs over key blocks of `attn_block` positions aligned at 0: scores and value products have the same
-  reduction length in every call, keys a query must not see are exact zeros after the softmax numerator, and the
-  per-block partial sums are combined by `cumsum`, a sequential scan, so trailing all-zero blocks add exactly 0.
-The logits of a position are then a function of the tokens only, however they were grouped into forwards (plain
-steps, verify passes, prefill chunks, prefix-cache reuse). `check_batch_invariance` tests this on loaded weights.
+Row exactness (what makes speculation lossless): CPU GEMM libraries pick kernels by row count, so a k-token verify
+pass computed as one [k, H] GEMM would not reproduce a 1-token decode step bit for bit, and greedy argmax could flip
+on near-ties. The step path (`forward_rows`, used by decode steps and verify passes) therefore computes every row
+with the very operations a single-token step uses:
+- a projection runs in one of two kernel classes, each of which gives a row the same bits whatever the row count:
+  the small-row class (row groups of at most `kernel_rows` = 3 rows: MKL's 1..3-row kernels agree bit for bit) or
+  the GEMM class (one call of at least `gemm_min_rows` = 4 rows, zero-padded up to it: MKL's blocked kernel gives a
+  row the same bits for every M >= 4). Which class a weight uses is fixed (`gemm_weights`), chosen by cost on this
+  CPU: o_proj and down_proj cost the same or less padded to 4 rows than as 1-row GEMVs, the others are cheaper as
+  GEMVs for a single decode step. `check_row_exactness` verifies the property at load (fallback: 1-row calls only);
+- attention runs once per row, over exactly the keys that row sees (the reduction lengths of a single step at that
+  position), the query heads of a KV group stacked as the query rows of one SDPA call (always `group` rows).
+The logits of a decoded position are then bit-identical whether it came from a plain step or from any verify pass.
+Prompts go through `forward_prefill` (one GEMM per projection, causal SDPA): fast, equal to the step path within
+fp32 rounding only, which is harmless because the plain loop and the speculative loop share the same prefill.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ def lean_supported(model: Any) -> str | None:
 class LeanLlama:
     """Llama weights rearranged for decoding, plus the static KV cache [layers, 2, kv_heads, capacity, head_dim]."""
 
-    def __init__(self, hf_model: Any, capacity: int, row_quantum: int, attn_block: int = 128) -> None:
+    def __init__(self, hf_model: Any, capacity: int, kernel_rows: int = 3,
+                 gemm_weights: tuple[str, ...] = ("wo", "wdown"), gemm_min_rows: int = 4) -> None:
         cfg = hf_model.config
         inner = hf_model.model
         p = next(hf_model.parameters())
@@ -53,96 +60,128 @@ class LeanLlama:
         self.head_dim: int = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
         self.group = self.n_heads // self.n_kv
         self.eps: float = cfg.rms_norm_eps
-        self.quantum = max(1, row_quantum)
-        self.block = attn_block
-        self.capacity = -(-capacity // attn_block) * attn_block  # whole key blocks
-        capacity = self.capacity
+        self.kernel_rows = max(1, kernel_rows)
+        self.gemm_weights = frozenset(gemm_weights)  # weight names computed in the GEMM class
+        self.gemm_min_rows = gemm_min_rows
+        self.capacity = capacity
         self.vocab_size: int = cfg.vocab_size
         self.embed = inner.embed_tokens.weight.detach()  # [V, H]
-        self.lm_head = hf_model.lm_head.weight.detach()  # [V, H] (the same storage when tied)
+
+        def t(w: Tensor) -> Tensor:  # [out, in] -> contiguous [in, out]
+            return w.detach().t().contiguous()
+
+        self.lm_head_t = t(hf_model.lm_head.weight)  # [H, V]
         self.final_norm = inner.norm.weight.detach()
         self.layers: list[dict[str, Tensor]] = []
         for layer in inner.layers:
             att, mlp = layer.self_attn, layer.mlp
             self.layers.append({
                 "in_norm": layer.input_layernorm.weight.detach(),
-                "wqkv": torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight]).detach().contiguous(),
-                "wo": att.o_proj.weight.detach(),
+                "wqkv": t(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),  # [H, (nh+2kv)D]
+                "wo": t(att.o_proj.weight),  # [nh D, H]
                 "post_norm": layer.post_attention_layernorm.weight.detach(),
-                "wgu": torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach().contiguous(),
-                "wdown": mlp.down_proj.weight.detach(),
+                "wgu": t(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),  # [H, 2I]
+                "wdown": t(mlp.down_proj.weight),  # [I, H]
             })
-        # RoPE tables from the model's own inverse frequencies (covers its rope scaling): cos, sin [slots, head_dim]
+        # RoPE tables from the model's own inverse frequencies (covers its rope scaling): cos, sin [capacity, 1, D].
+        # rotate_half(x) * sin == roll(x, D/2) * [-sin_lo, sin_hi]: the sign is folded into the table (exact).
         rotary = inner.rotary_emb
-        slots = capacity + self.quantum  # padding rows of the last forward may run past `capacity`
-        pos = torch.arange(slots, device=self.device, dtype=torch.float32)
+        pos = torch.arange(capacity, device=self.device, dtype=torch.float32)
         freqs = torch.outer(pos, rotary.inv_freq.to(self.device, torch.float32))
         emb = torch.cat([freqs, freqs], dim=-1) * float(getattr(rotary, "attention_scaling", 1.0))
-        self.cos, self.sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)
-        # Zero-filled so masked (never written) keys and values are finite: 0 * value must be exactly 0.
-        self.kv = torch.zeros(len(self.layers), 2, self.n_kv, slots, self.head_dim, device=self.device,
+        half = self.head_dim // 2
+        sin = emb.sin()
+        sin[:, :half] = -sin[:, :half]
+        self.cos = emb.cos().to(self.dtype).unsqueeze(1)
+        self.sin_signed = sin.to(self.dtype).unsqueeze(1)
+        self.kv = torch.zeros(len(self.layers), 2, self.n_kv, capacity, self.head_dim, device=self.device,
                               dtype=self.dtype)
-        self.key_pos = torch.arange(capacity, device=self.device).view(-1, 1, attn_block)  # [blocks, 1, block]
-        self.ones = torch.ones(self.n_kv, 1, 1, device=self.device, dtype=self.dtype)
-        self.scale = self.head_dim**-0.5
+        self.key_pos = torch.arange(capacity, device=self.device)
 
     def kv_bytes_per_token(self) -> int:
         """Bytes of cache one token occupies (all layers, keys and values)."""
         return len(self.layers) * 2 * self.n_kv * self.head_dim * self.kv.element_size()
 
     def _rms(self, x: Tensor, w: Tensor) -> Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
+        return F.rms_norm(x, (x.shape[-1],), w, self.eps)
 
-    def _rope(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        # x: [heads, S, D]; rotate_half convention of HF Llama
-        half = self.head_dim // 2
-        rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return x * cos + rotated * sin
+    def _rope(self, x: Tensor, start: int) -> Tensor:
+        """x [S, heads, D] at positions start..start+S-1, HF rotate_half convention."""
+        S = x.shape[0]
+        return x * self.cos[start:start + S] + x.roll(self.head_dim // 2, -1) * self.sin_signed[start:start + S]
 
-    def _attend(self, q: Tensor, cache: Tensor, nb: int, masked: Tensor) -> Tensor:
-        """Blocked causal attention of q [n_kv, M, D] (query heads of a kv group stacked as rows) over nb key blocks."""
-        n_kv, _, D = q.shape
-        keys = cache[0, :, : nb * self.block].view(n_kv, nb, self.block, D)
-        values = cache[1, :, : nb * self.block].view(n_kv, nb, self.block, D)
-        scores = torch.matmul(q.unsqueeze(1), keys.transpose(-1, -2))  # [n_kv, nb, M, block], reduction over D
-        scores.masked_fill_(masked, float("-inf"))
-        weights = torch.exp(scores - scores.amax(dim=(1, 3), keepdim=True))  # exact zeros where masked
-        # one fixed-length product per block: [V | 1] gives the numerator and the softmax denominator together
-        values1 = torch.cat([values, self.ones.expand(n_kv, nb * self.block, 1).view(n_kv, nb, self.block, 1)], -1)
-        partial = torch.matmul(weights, values1)  # [n_kv, nb, M, D + 1]
-        total = partial.cumsum(dim=1)[:, -1]  # sequential over blocks: trailing zero blocks change nothing
-        return total[..., :D] / total[..., D:]
+    def _mm_rows(self, x: Tensor, w: Tensor, gemm: bool = False) -> Tensor:
+        """x [n, in] @ w [in, out] so that every row gets the bits it gets in any other row count.
 
-    def forward(self, tokens: Tensor, start: int, logits_rows: slice | None = None) -> Tensor:
-        """Run tokens [S] at positions start.. through the model, writing their KV; return logits [rows, V] fp32.
-
-        S must be a multiple of `quantum` (callers pad) and start + S <= capacity + quantum. `logits_rows` picks
-        the rows whose logits are computed (None = all); it must start and stop on multiples of `quantum`.
+        gemm: one call of at least `gemm_min_rows` rows (zero rows padded, their outputs dropped); else row groups
+        of at most `kernel_rows`.
         """
+        n, r = x.shape[0], self.kernel_rows
+        if gemm and r > 1:  # kernel_rows == 1 is the all-GEMV fallback: no GEMM class then
+            if n >= self.gemm_min_rows:
+                return torch.mm(x, w)
+            padded = torch.zeros(self.gemm_min_rows, x.shape[1], device=x.device, dtype=x.dtype)
+            padded[:n] = x
+            return torch.mm(padded, w)[:n]
+        if n <= r:
+            return torch.mm(x, w)
+        out = torch.empty(n, w.shape[1], device=x.device, dtype=x.dtype)
+        for lo in range(0, n, r):
+            torch.mm(x[lo:lo + r], w, out=out[lo:lo + r])
+        return out
+
+    def _qkv(self, qkv: Tensor, start: int, cache: Tensor) -> Tensor:
+        """Split fused qkv [S, (nh+2kv)D], rotate q and k, write k and v at start..; return q [S, nh, D]."""
+        S, nh, nkv = qkv.shape[0], self.n_heads, self.n_kv
+        qkv3 = qkv.view(S, nh + 2 * nkv, self.head_dim)
+        qk = self._rope(qkv3[:, :nh + nkv], start)  # [S, nh + kv, D]
+        cache[0, :, start:start + S] = qk[:, nh:].transpose(0, 1)
+        cache[1, :, start:start + S] = qkv3[:, nh + nkv:].transpose(0, 1)
+        return qk[:, :nh]
+
+    @torch.inference_mode()
+    def forward_rows(self, tokens: Tensor, start: int, last_only: bool = False) -> Tensor:
+        """Row-exact step path: tokens [S] at positions start..; writes their KV; returns logits [S or 1, V] fp32."""
         S = tokens.shape[0]
-        cos, sin = self.cos[start:start + S], self.sin[start:start + S]  # [S, D]
-        nb = -(-(start + S) // self.block)  # key blocks holding every position a query of this call may see
-        # masked [nb, group*S, block]: row r (query position start + r % S) sees keys at positions <= its own
-        q_pos = torch.arange(start, start + S, device=self.device).repeat(self.group)
-        masked = self.key_pos[:nb] > q_pos.view(1, -1, 1)
+        n_kv, group, D = self.n_kv, self.group, self.head_dim
         x = F.embedding(tokens, self.embed)  # [S, H]
-        nq, nkv, D = self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.head_dim
         for i, w in enumerate(self.layers):
+            cache = self.kv[i]  # [2, kv, capacity, D]
             h = self._rms(x, w["in_norm"])
-            qkv = F.linear(h, w["wqkv"])  # [S, (n_heads + 2 n_kv) D]
-            q = qkv[:, :nq].view(S, self.n_heads, D).transpose(0, 1)  # [n_heads, S, D]
-            k = qkv[:, nq:nq + nkv].view(S, self.n_kv, D).transpose(0, 1)  # [n_kv, S, D]
-            v = qkv[:, nq + nkv:].view(S, self.n_kv, D).transpose(0, 1)
-            q = self._rope(q, cos, sin) * self.scale
-            cache = self.kv[i]  # [2, n_kv, slots, D]
-            cache[0, :, start:start + S] = self._rope(k, cos, sin)
-            cache[1, :, start:start + S] = v
-            att = self._attend(q.reshape(self.n_kv, self.group * S, D), cache, nb, masked)  # [n_kv, group*S, D]
-            att = att.view(self.n_heads, S, D).transpose(0, 1).reshape(S, nq)
-            x = x + F.linear(att, w["wo"])
-            h = self._rms(x, w["post_norm"])
-            gate, up = F.linear(h, w["wgu"]).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, w["wdown"])
-        if logits_rows is not None:
-            x = x[logits_rows]
-        return F.linear(self._rms(x, self.final_norm), self.lm_head).float()
+            q = self._qkv(self._mm_rows(h, w["wqkv"], "wqkv" in self.gemm_weights), start, cache)  # [S, nh, D]
+            rows = []
+            for s in range(S):  # each row attends over exactly its own keys 0..start+s, as a single step does
+                n = start + s + 1
+                qs = q[s].reshape(1, n_kv, group, D)  # query heads of a KV group as the rows of one call
+                rows.append(F.scaled_dot_product_attention(qs, cache[0, :, :n].unsqueeze(0),
+                                                           cache[1, :, :n].unsqueeze(0)))
+            att = (rows[0] if S == 1 else torch.cat(rows)).reshape(S, self.n_heads * D)
+            x = x + self._mm_rows(att, w["wo"], "wo" in self.gemm_weights)
+            gate, up = self._mm_rows(self._rms(x, w["post_norm"]), w["wgu"], "wgu" in self.gemm_weights).chunk(2, -1)
+            x = x + self._mm_rows(F.silu(gate) * up, w["wdown"], "wdown" in self.gemm_weights)
+        if last_only:
+            x = x[-1:]
+        return self._mm_rows(self._rms(x, self.final_norm), self.lm_head_t, "lm_head" in self.gemm_weights).float()
+
+    @torch.inference_mode()
+    def forward_prefill(self, tokens: Tensor, start: int, last_only: bool = True) -> Tensor:
+        """Prompt path: tokens [S] at positions start.. in one GEMM per projection; logits [S or 1, V] fp32."""
+        S = tokens.shape[0]
+        n_kv, D, end = self.n_kv, self.head_dim, start + tokens.shape[0]
+        # allowed [S, end]: the query at position start + r sees keys at positions <= start + r; from position 0 this
+        # is plain causal attention, whose kernel also skips the masked blocks
+        allowed = None if start == 0 else self.key_pos[:end].view(1, -1) <= self.key_pos[start:end].view(-1, 1)
+        x = F.embedding(tokens, self.embed)
+        for i, w in enumerate(self.layers):
+            cache = self.kv[i]
+            h = self._rms(x, w["in_norm"])
+            q = self._qkv(torch.mm(h, w["wqkv"]), start, cache)  # [S, nh, D]
+            att = F.scaled_dot_product_attention(q.transpose(0, 1).unsqueeze(0), cache[0, :, :end].unsqueeze(0),
+                                                 cache[1, :, :end].unsqueeze(0), attn_mask=allowed,
+                                                 is_causal=allowed is None, enable_gqa=n_kv != self.n_heads)
+            x = x + torch.mm(att[0].transpose(0, 1).reshape(S, self.n_heads * D), w["wo"])
+            gate, up = torch.mm(self._rms(x, w["post_norm"]), w["wgu"]).chunk(2, dim=-1)
+            x = x + torch.mm(F.silu(gate) * up, w["wdown"])
+        if last_only:
+            x = x[-1:]
+        return torch.mm(self._rms(x, self.final_norm), self.lm_head_t).float()

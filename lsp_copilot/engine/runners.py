@@ -39,45 +39,36 @@ class Runner(Protocol):
 
 
 class LeanRunner:
-    """Runner over `LeanLlama`: rows padded to the row quantum, prompts prefilled in chunks."""
+    """Runner over `LeanLlama`: short forwards (decode steps, verify passes) on the row-exact step path, prompts
+    prefilled in chunks on the GEMM path."""
 
-    def __init__(self, model: LeanLlama, prefill_chunk: int) -> None:
+    def __init__(self, model: LeanLlama, prefill_chunk: int, step_rows: int = 16) -> None:
         self.model = model
         self.capacity = model.capacity
         self.tokens: list[int] = []
-        self.exact = True  # set by Engine after check_batch_invariance
-        q = model.quantum
-        self.chunk = max(q, prefill_chunk // q * q)
+        self.exact = True  # set by Engine after check_row_exactness
+        self.chunk = max(1, prefill_chunk)
+        self.step_rows = step_rows  # forwards of at most this many tokens take the step path
 
     def forward(self, new_tokens: list[int], all_logits: bool = True) -> Tensor:
         """Append `new_tokens`; return logits [n, V] for each (or [1, V] for the last one when not all_logits)."""
         n = len(new_tokens)
         if n == 0:
             raise ValueError("forward needs at least one token")
-        if len(self.tokens) + n > self.capacity:
-            raise ValueError(f"the KV cache holds {self.capacity} tokens; {len(self.tokens) + n} needed")
-        q = self.model.quantum
-        outs: list[Tensor] = []
-        for lo in range(0, n, self.chunk):
-            part = new_tokens[lo:lo + self.chunk]
-            m = len(part)
-            padded = part + [part[-1]] * (-m % q)  # padding rows write finite KV past the end, overwritten later
-            ids = torch.tensor(padded, dtype=torch.long, device=self.model.device)
-            last = lo + m >= n
-            if all_logits:
-                rows = slice(0, (m + q - 1) // q * q)
-            elif last:
-                first = (m - 1) // q * q  # the quantum-aligned row group holding the last token
-                rows = slice(first, first + q)
-            else:
-                rows = slice(0, 0)
-            logits = self.model.forward(ids, len(self.tokens) + lo, rows)
-            if all_logits:
-                outs.append(logits[:m])
-            elif last:
-                outs.append(logits[(m - 1) % q:(m - 1) % q + 1])
+        start = len(self.tokens)
+        if start + n > self.capacity:
+            raise ValueError(f"the KV cache holds {self.capacity} tokens; {start + n} needed")
+        ids = torch.tensor(new_tokens, dtype=torch.long, device=self.model.device)
+        if n <= self.step_rows:
+            logits = self.model.forward_rows(ids, start, last_only=not all_logits)
+        else:
+            # from an empty cache the whole prompt is one causal call; after a cached prefix, masked chunks
+            chunk = n if start == 0 else self.chunk
+            outs = [self.model.forward_prefill(ids[lo:lo + chunk], start + lo, last_only=not all_logits)
+                    for lo in range(0, n, chunk)]
+            logits = outs[-1] if not all_logits else torch.cat(outs)
         self.tokens.extend(new_tokens)
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return logits
 
     def truncate(self, n: int) -> None:
         """Forget every token from position n on (the cache rows stay and are overwritten later)."""
@@ -128,7 +119,7 @@ class HFRunner:
             start = len(self.tokens) + lo
             ids = torch.tensor([part], dtype=torch.long, device=self.device)
             pos = torch.arange(start, start + len(part), device=self.device)[None]
-            out = self.model(input_ids=ids, past_key_values=self.cache, position_ids=pos, use_cache=True,
+            out = self.model(input_ids=ids, cache=self.cache, position_ids=pos, use_cache=True,
                              logits_to_keep=0 if all_logits else 1)
             if all_logits or lo + self.chunk >= n:
                 outs.append(out.logits[0].float())

@@ -42,16 +42,20 @@ class Scheduler:
         """Text deltas of `req`; the result lands on `cancel.result`. Leaving the loop early cancels the request."""
         job = _Job(req, cancel, asyncio.get_running_loop())
         self._jobs.put(job)
+        finished = False
         try:
             while True:
                 item = await job.out.get()
                 if item is _DONE:
+                    finished = True
                     return
                 if isinstance(item, BaseException):
+                    finished = True
                     raise item
                 yield item
         finally:
-            cancel.cancel()  # no-op after a normal end; frees the worker when the consumer walks away
+            if not finished:  # the consumer walked away (or was cancelled): free the worker
+                cancel.cancel()
 
     def close(self) -> None:
         """Stop the worker after the queued requests (they are dropped if already cancelled)."""

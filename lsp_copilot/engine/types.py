@@ -116,7 +116,9 @@ class EngineSettings:
 
     max_context: int = 4096  # cap on the static KV cache length (the model's own limit applies too)
     prefill_chunk: int = 256  # prompt tokens per prefill forward (bounds the attention scratch memory)
-    row_quantum: int = 4  # forwards are padded to a multiple of this many rows (batch-invariant shapes; see lean.py)
+    kernel_rows: int = 3  # step-path GEMMs run on row groups of at most this many rows (row-exact; see lean.py)
+    # step-path weights run as one GEMM of >= 4 rows instead (cheaper on this CPU; names from lean.LeanLlama)
+    gemm_weights: tuple[str, ...] = ("wo", "wdown")
     prefix_cache_bytes: int = 256 * 2**20  # bound of the KV copies kept for other documents
     max_draft: int = 12  # most tokens verified per forward
     draft_min: int = 1

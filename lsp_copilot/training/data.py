@@ -143,7 +143,7 @@ def build_examples(
     return examples
 
 
-def tokenize_examples(tokenizer, examples: list[list[str]]) -> list[int]:  # noqa: ANN001 - a HF tokenizer
+def tokenize_examples(tokenizer, examples: list[list[str]]) -> list[int]:
     """Concatenate every example's pieces, tokenized piece by piece, into one id stream."""
     flat = [p for ex in examples for p in ex]
     enc = tokenizer(flat, add_special_tokens=False)["input_ids"]

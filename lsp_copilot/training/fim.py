@@ -75,10 +75,10 @@ def make_example(
     """One training example from a chunk of a file, with optional cross-file `context` [(path, text)]."""
     pieces: list[str] = []
     for ctx_path, ctx_text in context:
-        pieces += render_file_header(ctx_path) + [ctx_text]
+        pieces += [*render_file_header(ctx_path), ctx_text]
     if context or rng.random() < 0.3:
         pieces += render_file_header(path)
     if rng.random() >= rates.fim:
-        return pieces + [text, EOS]
+        return [*pieces, text, EOS]
     start, end = choose_middle(text, rng, rates)
     return pieces + render_fim(text[:start], text[start:end], text[end:], spm=rng.random() < rates.spm)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from lsp_copilot.training.fim import FimRates
 from lsp_copilot.training.tokenizer import save_tokenizer, train_tokenizer
 
 # Shapes of the two embedded models. The draft is ~7x smaller and shares the tokenizer.
-MODEL_SHAPES: dict[str, dict[str, int]] = {
+MODEL_SHAPES: dict[str, dict[str, Any]] = {
     "target": {"hidden_size": 320, "num_hidden_layers": 6, "num_attention_heads": 8,
                "num_key_value_heads": 4, "intermediate_size": 864},
     "draft": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -60,7 +61,7 @@ class TrainConfig:
 def build_model(role: str, vocab_size: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
     """A fresh Llama of the given role's shape."""
     config = LlamaConfig(
-        vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, rope_theta=10000.0,
+        vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
         rms_norm_eps=1e-5, **MODEL_SHAPES[role],
     )
@@ -79,7 +80,7 @@ def lr_at(progress: float, cfg: TrainConfig) -> float:
     return cfg.lr * (1.0 - frac * (1.0 - cfg.min_lr_ratio))
 
 
-def load_or_train_tokenizer(cfg: TrainConfig, train_files: list[SourceFile]):  # noqa: ANN201 - HF tokenizer
+def load_or_train_tokenizer(cfg: TrainConfig, train_files: list[SourceFile]):
     """Reuse the tokenizer of `init_from`/`tokenizer_from`/`teacher` if given, else train one; save it to out_dir."""
     source = cfg.tokenizer_from or cfg.init_from or cfg.teacher
     if source is None:
@@ -139,7 +140,8 @@ def train(cfg: TrainConfig) -> dict:
     tok = load_or_train_tokenizer(cfg, train_files)
     rates = FimRates()
 
-    prev_state: dict = {}
+    prev_state: dict[str, Any] = {}
+    model: PreTrainedModel
     if cfg.init_from is not None:
         model = AutoModelForCausalLM.from_pretrained(cfg.init_from, dtype=torch.float32)
         state_file = Path(cfg.init_from) / "train_state.json"
@@ -159,10 +161,8 @@ def train(cfg: TrainConfig) -> dict:
     )
     opt_file = Path(cfg.init_from or "") / "optimizer.pt"
     if cfg.init_from is not None and opt_file.exists():
-        try:
+        with contextlib.suppress(ValueError, RuntimeError, KeyError):  # another shape of run: a fresh optimizer
             opt.load_state_dict(torch.load(opt_file))
-        except (ValueError, RuntimeError, KeyError):
-            pass  # a different shape of run: start the optimizer fresh
 
     index = CrossFileIndex(train_files)
     valid_ids = tokenize_examples(tok, build_examples(valid_files, CrossFileIndex(valid_files), 10_000, rates))
@@ -172,7 +172,7 @@ def train(cfg: TrainConfig) -> dict:
 
     tokens_before = int(prev_state.get("tokens_seen", 0))
     history: list[dict] = list(prev_state.get("history", []))
-    state = {"role": cfg.role, "params": n_params, "config": asdict(cfg), "tokens_seen": tokens_before,
+    state: dict[str, Any] = {"role": cfg.role, "params": n_params, "config": asdict(cfg), "tokens_seen": tokens_before,
              "history": history, "wall_seconds": float(prev_state.get("wall_seconds", 0.0))}
     budget = cfg.minutes * 60.0
     start = time.monotonic()
@@ -211,7 +211,7 @@ def train(cfg: TrainConfig) -> dict:
     return state
 
 
-def _record(model, opt, state, valid_rows, valid_l2r_rows, start, cfg, step) -> None:  # noqa: ANN001
+def _record(model, opt, state, valid_rows, valid_l2r_rows, start, cfg, step) -> None:
     """Validate, append to the history, print a line, and checkpoint."""
     entry = {
         "tokens": state["tokens_seen"], "step": step,

@@ -18,7 +18,7 @@ CURSOR = (len(SAMPLE.splitlines()) - 1, 4)
 QUICK = {"completion": {"maxTokens": 8}}
 
 
-async def _still_serves(s, workspace: Path) -> None:  # noqa: ANN001
+async def _still_serves(s, workspace: Path) -> None:
     uri = s.open(workspace / "sample.py", SAMPLE, version=100)
     _, fut = s.inline(uri, *CURSOR)
     result = await asyncio.wait_for(fut, 60)
@@ -66,7 +66,7 @@ def _frame(obj: object | bytes) -> bytes:
     return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
-def _read_message(stdout) -> dict:  # noqa: ANN001
+def _read_message(stdout) -> dict:
     length = 0
     while True:
         line = stdout.readline()

@@ -8,16 +8,17 @@ from pathlib import Path
 from lsprotocol import types
 
 from tests.e2e.conftest import SAMPLE
-from tests.e2e.lsp_session import session
+from tests.e2e.lsp_session import Session, session
 
 CURSOR = (len(SAMPLE.splitlines()) - 1, 4)
 
 
-async def _token_count(s, uri: str) -> int:  # noqa: ANN001
-    msg_id, fut = s.inline(uri, *CURSOR)
-    result = await asyncio.wait_for(fut, 120)
-    text = result.items[0].insert_text if result.items else ""
-    return len(text)
+async def _token_count(s: Session, uri: str) -> int:
+    """Tokens generated for one request (the random tiny model's text may be wiped by post-processing)."""
+    before = await s.generated_tokens()
+    _, fut = s.inline(uri, *CURSOR)
+    await asyncio.wait_for(fut, 120)
+    return await s.generated_tokens() - before
 
 
 async def test_pulled_configuration_applies(workspace: Path, tiny_args: list[str]) -> None:
@@ -33,7 +34,7 @@ async def test_pulled_configuration_applies(workspace: Path, tiny_args: list[str
             text_document=types.TextDocumentIdentifier(uri=uri)))
         uri = s.open(workspace / "sample.py", SAMPLE)
         longer = await _token_count(s, uri)
-        assert 0 < short < longer
+        assert (short, longer) == (3, 60)
 
 
 async def test_invalid_setting_warns_and_falls_back(workspace: Path, tiny_args: list[str]) -> None:
@@ -44,7 +45,7 @@ async def test_invalid_setting_warns_and_falls_back(workspace: Path, tiny_args: 
         assert any("completion.temperature" in w for w in warnings)
         assert any("noSuchSetting" in w for w in warnings)
         uri = s.open(workspace / "sample.py", SAMPLE)
-        assert await _token_count(s, uri) > 0  # defaults in force, still serving
+        assert await _token_count(s, uri) > 3  # defaults in force (maxTokens 128), still serving
 
 
 async def test_missing_model_directory_is_reported(workspace: Path, tmp_path: Path) -> None:

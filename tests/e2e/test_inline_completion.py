@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ async def test_inline_completion_streams_and_answers(workspace: Path, embedded_a
         assert chunks[-1]["text"] == item.insert_text
         assert all(c["uri"] == uri and c["version"] == 1 for c in chunks)
         # The shown text only grows while streaming (post-processing may trim the very end).
-        for a, b in zip(chunks, chunks[1:-1]):
+        for a, b in itertools.pairwise(chunks[:-1]):
             assert b["text"].startswith(a["text"][: max(0, len(a["text"]) - 3)])
 
 
@@ -40,7 +41,8 @@ async def test_incremental_edits_and_utf16_positions(workspace: Path, embedded_a
         # Insert after the emoji (UTF-16: 😀 is two code units) on line 0, then complete after `return `.
         s.change(uri, 2, (0, 17), (0, 17), "!")
         s.change(uri, 3, (4, 11), (4, 11), "NA")
-        _, fut = s.request("lspCopilot/context", {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 13}})
+        params = {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 13}}
+        _, fut = s.request("lspCopilot/context", params)
         ctx = await fut
         prefix = ctx["prefix"] if isinstance(ctx, dict) else ctx.prefix
         assert prefix.endswith('NAME = "café ☕ 😀!"\n\n\ndef greet():\n    return NA')

@@ -6,6 +6,7 @@ import shutil
 import sysconfig
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,21 @@ import torch
 
 from lsp_copilot.engine import CancelToken, Engine, EngineSettings, GenerationRequest, ModelLoadError, RequestError
 from lsp_copilot.engine.detok import StopTracker
-from lsp_copilot.engine.engine import check_batch_invariance
+from lsp_copilot.engine.engine import check_row_exactness
 from lsp_copilot.engine.prefix_cache import PrefixCache
 from lsp_copilot.engine.runners import HFRunner, KVSnapshot, LeanRunner
 from lsp_copilot.engine.sampling import Sampler
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: on this shared 2-core machine a second OpenMP thread waits on a busy core at every op."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +68,58 @@ def test_lean_logits_match_hf(tiny_models: tuple[Path, Path]) -> None:
     with torch.inference_mode():
         ref = model(torch.tensor([ids])).logits[0]
         engine.target.truncate(0)
-        ours = engine.target.forward(ids)
+        ours = engine.target.forward(ids)  # the prefill path (one GEMM per projection)
+        engine.target.truncate(280)
+        steps = torch.cat([engine.target.forward(ids[i:i + 5]) for i in range(280, 300, 5)])  # the row-exact path
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(steps, ref[280:], rtol=1e-4, atol=1e-4)
 
 
-def test_batch_invariance_holds_on_cpu(engine: Engine) -> None:
+def test_row_exactness_holds_on_cpu(engine: Engine) -> None:
     assert isinstance(engine.target, LeanRunner)
-    assert check_batch_invariance(engine.target)
+    assert check_row_exactness(engine.target)
     assert engine.exact_speculation
+
+
+ALL_WEIGHTS = ("wqkv", "wo", "wgu", "wdown", "lm_head")
+
+
+@pytest.mark.parametrize("kernel_rows, gemm_weights", [(1, ()), (3, ()), (3, ALL_WEIGHTS)])
+def test_every_kernel_class_choice_is_row_exact(tiny_models: tuple[Path, Path], kernel_rows: int,
+                                                gemm_weights: tuple[str, ...]) -> None:
+    # the 1-row fallback, all small-row GEMMs, all padded GEMMs: verify rows get the bits of single steps
+    settings = EngineSettings(kernel_rows=kernel_rows, gemm_weights=gemm_weights)
+    engine = Engine.load(tiny_models[0], device="cpu", settings=settings)
+    assert isinstance(engine.target, LeanRunner)
+    assert engine.target.model.kernel_rows == kernel_rows  # no fallback was needed
+    assert check_row_exactness(engine.target, length=140, width=13)
+
+
+def test_one_big_gemm_verify_would_not_be_row_exact(tiny_models: tuple[Path, Path]) -> None:
+    # why the kernel classes exist: a 13-row GEMM does not give a row the bits of a 1-row call on MKL builds
+    if not torch.backends.mkl.is_available():
+        pytest.skip("the kernel classes are measured on MKL CPU builds")
+    engine = Engine.load(tiny_models[0], device="cpu")
+    assert isinstance(engine.target, LeanRunner)
+    w = engine.target.model.lm_head_t
+    x = torch.randn(13, w.shape[0], generator=torch.Generator().manual_seed(1))
+    single = torch.cat([torch.mm(x[i:i + 1], w) for i in range(13)])
+    assert torch.equal(single[:3], torch.mm(x[:3], w))  # the small-row class
+    assert torch.equal(torch.mm(x[:4], w), torch.mm(x, w)[:4])  # the GEMM class
+    assert not torch.equal(single, torch.mm(x, w))  # mixing them is not exact
 
 
 @pytest.mark.parametrize("spec", ["lookup", "draft", "screen", "draft+lookup", "lookup+screen", "auto"])
 def test_greedy_speculation_is_token_for_token_the_plain_loop(engine: Engine, spec: str) -> None:
     drafted = 0
-    for i, prompt in enumerate(fim_prompts(6, seed=1)):
+    for i, prompt in enumerate(fim_prompts(16, seed=1)):
         engine.clear_cache()
-        plain, _ = run(engine, GenerationRequest(prompt, max_new_tokens=32, speculation="off"))
+        plain, _ = run(engine, GenerationRequest(prompt, max_new_tokens=40, speculation="off"))
         base = engine.last_result
         # the on-screen text agrees with the answer for a while, then diverges (a stale suggestion)
         screen = plain[: len(plain) // 2] + "xq" + plain[: len(plain) // 3] if i % 2 else plain
         engine.clear_cache()
-        req = GenerationRequest(prompt, max_new_tokens=32, speculation=spec, expected_continuation=screen)
+        req = GenerationRequest(prompt, max_new_tokens=40, speculation=spec, expected_continuation=screen)
         fast, _ = run(engine, req)
         res = engine.last_result
         assert fast == plain, (spec, i)

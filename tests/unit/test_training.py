@@ -100,7 +100,8 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
         assert model.config.vocab_size == len(AutoTokenizer.from_pretrained(out / role))
     tok = AutoTokenizer.from_pretrained(out / "target")
     ids = tok(f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}", add_special_tokens=False)["input_ids"]
-    assert tok.convert_tokens_to_ids(FIM_PREFIX) in ids and tok.decode(ids) == f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}"
+    assert tok.convert_tokens_to_ids(FIM_PREFIX) in ids
+    assert tok.decode(ids) == f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}"
     subprocess.run([*cmd, "--resume", "--only", "target"], check=True, capture_output=True, timeout=600)
     state = json.loads((out / "target" / "train_state.json").read_text())
     assert state["tokens_seen"] == 2 * 3 * 2 * 64  # continued from the saved counters
