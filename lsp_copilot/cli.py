@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,10 @@ def run_serve(args: argparse.Namespace) -> int:
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         server.start_io()
-    return 0
+    # pygls has stopped (after `exit`, or the client went away). Leave at once: a thread may still block on
+    # reading stdin, and interpreter shutdown would wait for it while the client waits for us to exit.
+    logging.shutdown()
+    os._exit(0 if server.protocol._shutdown else 1)  # LSP: 0 after a shutdown request, else 1
 
 
 # ---- complete / context ----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from lsp_copilot import __version__
@@ -39,6 +39,20 @@ CONFIG_SECTION = "lspCopilot"
 class CopilotProtocol(LanguageServerProtocol):
     """pygls' protocol, but `$/cancelRequest` for a completion stops its generation instead of killing the task,
     so the request still answers (with an empty result) and the worker is freed within one decode step."""
+
+    def structure_message(self, data: Any) -> Any:
+        """Parse one message; a request whose params do not fit its method gets an InvalidParams error at once
+        (pygls would only log it, and the client would wait for an answer that never comes)."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if not (isinstance(data, dict) and "id" in data and "method" in data):
+                raise
+            message = f"invalid params for {data['method']}: {exc.message or type(exc).__name__}"
+            log.warning("%s (request %s)", message, data["id"])
+            self._send_response(data["id"], error=types.ResponseError(code=types.ErrorCodes.InvalidParams,
+                                                                      message=message))
+            return JsonRPCNotification(method="$/lspCopilot/invalidRequest", jsonrpc="2.0", params=None)
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         server = self._server

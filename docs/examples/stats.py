@@ -15,4 +15,4 @@ def variance(values):
 def median(values):
     """Return the median of values."""
     ordered = sorted(values)
-    
+    n = len(

@@ -17,7 +17,9 @@ def read_lines(path):
 
 def count_words(text):
     """Return the number of words in text."""
-''' + "    \n"
+    return len(
+'''
+CURSOR = (len(SAMPLE.splitlines()) - 1, len("    return len("))  # 0-based (line, UTF-16 character)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import os
 import socket
 import subprocess
@@ -112,6 +114,14 @@ class Session:
         fut = self.client.protocol.send_request(method, params, msg_id=msg_id)
         return msg_id, asyncio.wrap_future(fut)
 
+    def raw_request(self, method: str, params: Any) -> tuple[int, asyncio.Future[Any]]:
+        """Send params as raw JSON, bypassing the client's type checks (to send what a broken client would)."""
+        msg_id = self.new_id()
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.client.protocol._request_futures[msg_id] = fut
+        self.client.protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        return msg_id, asyncio.wrap_future(fut)
+
     def inline(self, uri: str, line: int, character: int) -> tuple[int, asyncio.Future[Any]]:
         return self.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line, character),
@@ -181,12 +191,17 @@ async def session(root: Path, *server_args: str, config: dict[str, Any] | None =
             await s.wait_ready()
         yield s
     finally:
-        try:
+        with contextlib.suppress(Exception):  # the server may already be gone in a failing test
             await asyncio.wait_for(client.shutdown_async(None), 10)
+        with contextlib.suppress(Exception):
             client.exit(None)
-        except Exception:
-            pass
-        await client.stop()
+        server = client._server  # the subprocess pygls started (stdio), if any
+        try:
+            await asyncio.wait_for(client.stop(), 15)
+        except asyncio.TimeoutError:
+            if server is not None and server.returncode is None:
+                server.kill()
+            raise AssertionError("the server did not exit after shutdown/exit") from None
         if proc is not None:
             try:
                 proc.wait(timeout=10)

@@ -11,10 +11,9 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from tests.e2e.conftest import SAMPLE
+from tests.e2e.conftest import CURSOR, SAMPLE
 from tests.e2e.lsp_session import server_command, server_env, session
 
-CURSOR = (len(SAMPLE.splitlines()) - 1, 4)
 QUICK = {"completion": {"maxTokens": 8}}
 
 
@@ -29,18 +28,18 @@ async def test_unknown_document_and_bad_positions(workspace: Path, tiny_args: li
     async with session(workspace, *tiny_args, config=QUICK) as s:
         _, fut = s.inline((workspace / "never-opened.py").as_uri(), 0, 0)
         with pytest.raises(JsonRpcException, match="unknown document"):
-            await fut
+            await asyncio.wait_for(fut, 30)
         uri = s.open(workspace / "sample.py", SAMPLE)
         for line, col in ((999, 0), (0, 999), (-1, 0)):
-            _, fut = s.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, {
+            _, fut = s.raw_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, {
                 "textDocument": {"uri": uri}, "position": {"line": line, "character": col},
                 "context": {"triggerKind": 2}})
             with pytest.raises(JsonRpcException):
-                await fut
+                await asyncio.wait_for(fut, 30)
         # Malformed params: no position at all.
-        _, fut = s.request(types.TEXT_DOCUMENT_INLINE_COMPLETION, {"textDocument": {"uri": uri}})
+        _, fut = s.raw_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, {"textDocument": {"uri": uri}})
         with pytest.raises(JsonRpcException):
-            await fut
+            await asyncio.wait_for(fut, 30)
         # An edit outside the document is refused and the document is kept as it was.
         s.change(uri, 2, (500, 0), (500, 1), "x")
         await _still_serves(s, workspace)

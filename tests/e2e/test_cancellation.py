@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.e2e.conftest import SAMPLE
+from tests.e2e.conftest import CURSOR, SAMPLE
 from tests.e2e.lsp_session import Session, session
 
-CURSOR = (len(SAMPLE.splitlines()) - 1, 4)
 MAX = 400
 # The tiny random model never says end-of-text, so an uncancelled request generates exactly MAX tokens.
 LONG = {"completion": {"maxTokens": MAX, "multiline": "always", "timeLimitMs": 60000, "streamIntervalMs": 0}}
@@ -59,7 +58,7 @@ async def test_edit_cancels_request_in_flight(workspace: Path, tiny_args: list[s
     async with session(workspace, *tiny_args, config=LONG) as s:
         uri = s.open(workspace / "sample.py", SAMPLE)
         seen = len(s.statuses)
-        msg_id, fut = s.inline(uri, *CURSOR)
+        _, fut = s.inline(uri, *CURSOR)
         await asyncio.wait_for(_generation_started(s, seen), 60)
         s.change(uri, 2, CURSOR, CURSOR, "r")
         result = await asyncio.wait_for(fut, 30)

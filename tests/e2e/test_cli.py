@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import SAMPLE
+from tests.e2e.conftest import CURSOR, SAMPLE
 from tests.e2e.lsp_session import server_env
 
-LINE = len(SAMPLE.splitlines())  # 1-based line of the indented empty line
+LINE, COL = CURSOR[0] + 1, CURSOR[1] + 1  # 1-based, as the command line takes them
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -19,10 +19,10 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_complete_streams_a_suggestion(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
-    out = _cli("complete", f"{workspace / 'sample.py'}:{LINE}:5", cwd=workspace)
+    out = _cli("complete", f"{workspace / 'sample.py'}:{LINE}:{COL}", cwd=workspace)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
-    as_json = _cli("complete", "--json", f"{workspace / 'sample.py'}:{LINE}:5", cwd=workspace)
+    as_json = _cli("complete", "--json", f"{workspace / 'sample.py'}:{LINE}:{COL}", cwd=workspace)
     result = json.loads(as_json.stdout.strip().splitlines()[-1])
     assert result["text"].strip() == out.stdout.strip()
     assert result["tokens"] > 0
@@ -38,12 +38,12 @@ def test_complete_reports_bad_locations(workspace: Path, embedded_models: tuple[
 
 
 def test_context_shows_parts_and_prompt(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
-    (workspace / "sample.py").write_text(SAMPLE.replace('    """Return the number of words in text."""\n    \n',
-                                                        '    """Return the number of words in text."""\n    '
-                                                        'return shout(text)\n'))
-    out = _cli("context", "--json", f"{workspace / 'sample.py'}:{LINE}:12", cwd=workspace)
+    (workspace / "sample.py").write_text(SAMPLE + "text)\n\n\ndef loud(text):\n    return shout(text)\n")
+    lines = (workspace / "sample.py").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "shout(" in text)
+    out = _cli("context", "--json", f"{workspace / 'sample.py'}:{line}:{len(lines[line - 1]) + 1}", cwd=workspace)
     assert out.returncode == 0, out.stderr
     described = json.loads(out.stdout.strip().splitlines()[-1])
     assert described["template"] == "embedded"
     assert "<fim_middle>" in described["prompt"]
-    assert any("helpers.py" in part["path"] for part in described["parts"])
+    assert any("helpers.py" in part["source"] and "def shout" in part["text"] for part in described["parts"])

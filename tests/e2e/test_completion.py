@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from lsprotocol import types
 
-from tests.e2e.conftest import SAMPLE
+from tests.e2e.conftest import CURSOR, SAMPLE
 from tests.e2e.lsp_session import session
-
-CURSOR = (len(SAMPLE.splitlines()) - 1, 4)
 
 
 async def test_completion_item_matches_inline_suggestion(workspace: Path, embedded_args: list[str]) -> None:
     async with session(workspace, *embedded_args) as s:
         uri = s.open(workspace / "sample.py", SAMPLE)
         _, fut = s.inline(uri, *CURSOR)
-        inline = await fut
+        inline = await asyncio.wait_for(fut, 120)
         # Close and reopen so the second answer is generated again (greedy: the same text), not served from the cache.
         s.client.text_document_did_close(types.DidCloseTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=uri)))
         uri = s.open(workspace / "sample.py", SAMPLE)
         _, fut = s.completion(uri, *CURSOR)
-        comp: types.CompletionList = await fut
+        comp: types.CompletionList = await asyncio.wait_for(fut, 120)
         assert inline.items, "expected a suggestion"
         assert len(comp.items) == 1
         item = comp.items[0]

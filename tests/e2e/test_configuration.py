@@ -7,10 +7,8 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from tests.e2e.conftest import SAMPLE
+from tests.e2e.conftest import CURSOR, SAMPLE
 from tests.e2e.lsp_session import Session, session
-
-CURSOR = (len(SAMPLE.splitlines()) - 1, 4)
 
 
 async def _token_count(s: Session, uri: str) -> int:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import SAMPLE
-from tests.e2e.lsp_session import session
-
-CURSOR = (len(SAMPLE.splitlines()) - 1, 4)  # the indented empty line in count_words
+from tests.e2e.conftest import CURSOR, SAMPLE
+from tests.e2e.lsp_session import _plain, session
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["stdio", "tcp"])
@@ -19,7 +18,7 @@ async def test_inline_completion_streams_and_answers(workspace: Path, embedded_a
     async with session(workspace, *embedded_args, tcp=tcp) as s:
         uri = s.open(workspace / "sample.py", SAMPLE)
         msg_id, fut = s.inline(uri, *CURSOR)
-        result: types.InlineCompletionList = await fut
+        result: types.InlineCompletionList = await asyncio.wait_for(fut, 120)
         assert len(result.items) == 1
         item = result.items[0]
         assert item.insert_text.strip(), "the embedded model should suggest something for a function body"
@@ -43,11 +42,11 @@ async def test_incremental_edits_and_utf16_positions(workspace: Path, embedded_a
         s.change(uri, 3, (4, 11), (4, 11), "NA")
         params = {"textDocument": {"uri": uri}, "position": {"line": 4, "character": 13}}
         _, fut = s.request("lspCopilot/context", params)
-        ctx = await fut
-        prefix = ctx["prefix"] if isinstance(ctx, dict) else ctx.prefix
+        ctx = _plain(await asyncio.wait_for(fut, 120))
+        prefix = ctx["prefix"]["text"]
         assert prefix.endswith('NAME = "café ☕ 😀!"\n\n\ndef greet():\n    return NA')
         _, fut = s.inline(uri, 4, 13)
-        result = await fut
+        result = await asyncio.wait_for(fut, 120)
         assert isinstance(result, types.InlineCompletionList)
 
 
@@ -55,7 +54,7 @@ async def test_streaming_off_sends_no_chunks(workspace: Path, tiny_args: list[st
     async with session(workspace, *tiny_args, init_options={"streaming": False}) as s:
         uri = s.open(workspace / "sample.py", SAMPLE)
         _, fut = s.inline(uri, *CURSOR)
-        await fut
+        await asyncio.wait_for(fut, 120)
         assert s.chunks == []
 
 
@@ -64,5 +63,5 @@ async def test_streaming_opt_in_by_capability(workspace: Path, tiny_args: list[s
                        experimental={"lspCopilot": {"streaming": True}}) as s:
         uri = s.open(workspace / "sample.py", SAMPLE)
         msg_id, fut = s.inline(uri, *CURSOR)
-        await fut
+        await asyncio.wait_for(fut, 120)
         assert s.chunks_for(msg_id)[-1]["done"] is True

@@ -1,0 +1,1 @@
+"""The embedded default models (target and draft), shipped as safetensors with their tokenizer and model card."""
