@@ -67,28 +67,6 @@ def load_model(settings: Settings) -> LoadedModel:
     return LoadedModel(engine, template, model_dir, draft_dir)
 
 
-def back_off_indent(ctx: CompletionContext) -> str:
-    """If only indentation stands before the cursor on its line, end the prompt at the line start instead.
-
-    Byte-level BPE glues a line's indentation to its first word, so a prompt ending in bare indentation stops on a
-    token boundary the model rarely saw; from the line start it writes the whole line, indentation included, and
-    `strip_typed_indent` takes the typed part off again. Returns the indentation removed from `ctx.prefix`.
-    """
-    line = ctx.prefix[ctx.prefix.rfind("\n") + 1 :]
-    if not line or line.strip(" \t"):
-        return ""
-    ctx.prefix = ctx.prefix[: -len(line)]
-    return line
-
-
-def strip_typed_indent(text: str, typed: str) -> str:
-    """Remove from the first line of `text` the indentation the user already typed (or any, if it differs)."""
-    if text.startswith(typed):
-        return text[len(typed) :]
-    first, sep, rest = text.partition("\n")
-    return first.lstrip(" \t") + sep + rest
-
-
 @dataclass
 class PreparedCompletion:
     """Everything decided before the first token: the context, the prompt and the generation request."""
@@ -98,7 +76,6 @@ class PreparedCompletion:
     request: GenerationRequest
     offset: int
     prepare_ms: float
-    indent_backoff: str = ""  # indentation typed before the cursor, left out of the prompt (see `back_off_indent`)
 
 
 @dataclass
@@ -176,7 +153,6 @@ class Pipeline:
         """Build context and prompt for the cursor at `offset` (a str index into `doc.text`)."""
         started = time.perf_counter()
         ctx = self.context_builder.build(doc, offset, store)
-        backoff = back_off_indent(ctx)
         if self.settings.multiline != "auto":
             ctx.multiline = self.settings.multiline == "always"
         template = self.model.template
@@ -194,13 +170,11 @@ class Pipeline:
             speculation=s.speculation,
             expected_continuation=expected,
         )
-        return PreparedCompletion(ctx, prompt, request, offset, (time.perf_counter() - started) * 1000.0, backoff)
+        return PreparedCompletion(ctx, prompt, request, offset, (time.perf_counter() - started) * 1000.0)
 
-    def shown_text(self, raw: str, ctx: CompletionContext, indent_backoff: str = "") -> str:
-        """What the user sees for raw generated text: the middle extracted (chat families), post-processed, and
-        without the indentation the user had already typed."""
-        text = finalize(extract_middle(self.model.template, raw, ctx), ctx)
-        return strip_typed_indent(text, indent_backoff) if indent_backoff else text
+    def shown_text(self, raw: str, ctx: CompletionContext) -> str:
+        """What the user sees for raw generated text: the middle extracted (chat families), then post-processed."""
+        return finalize(extract_middle(self.model.template, raw, ctx), ctx)
 
     def start(self, prepared: PreparedCompletion) -> CompletionRun:
         """A run of the prepared request; iterate it (blocking or async), then ask it for the suggestion."""
@@ -220,7 +194,7 @@ class CompletionRun:
     def _feed(self, delta: str) -> bool:
         """Add a text delta; True if the shown text changed."""
         self.raw += delta
-        shown = self.pipeline.shown_text(self.raw, self.prepared.ctx, self.prepared.indent_backoff)
+        shown = self.pipeline.shown_text(self.raw, self.prepared.ctx)
         changed = shown != self.shown
         self.shown = shown
         return changed
@@ -249,7 +223,7 @@ class CompletionRun:
         if r is None:
             return Suggestion(self.shown, "unknown")
         # The engine's text is authoritative: a syntax stop may cut inside text already streamed.
-        text = self.pipeline.shown_text(r.text, self.prepared.ctx, self.prepared.indent_backoff)
+        text = self.pipeline.shown_text(r.text, self.prepared.ctx)
         stats = {"prepare_ms": self.prepared.prepare_ms, "accepted_per_forward": r.accepted_per_forward,
                  "prefix_cache_hit_rate": r.cache_hit_rate, "time_to_first_token_ms": r.time_to_first_token_s * 1000}
         return Suggestion(text, r.stop_reason, r.tokens, stats=stats)
