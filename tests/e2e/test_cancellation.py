@@ -51,7 +51,7 @@ async def test_newer_request_supersedes_older(workspace: Path, tiny_args: list[s
         assert s.chunks_for(first_id)[-1] == {**s.chunks_for(first_id)[-1], "text": "", "done": True}
         assert s.chunks_for(second_id)[-1]["done"] is True
         total = await s.generated_tokens()
-        assert MAX < total < MAX + MAX // 2  # the second ran in full, the first was cut short
+        assert MAX <= total < MAX + MAX // 2  # the second ran in full, the first was cut short (maybe at once)
 
 
 async def test_edit_cancels_request_in_flight(workspace: Path, tiny_args: list[str]) -> None:
