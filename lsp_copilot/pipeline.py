@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import AutoConfig
+from transformers.utils import logging as hf_logging
 
 from lsp_copilot.context import CompletionContext, ContextBuilder
 from lsp_copilot.documents import Document, DocumentStore
@@ -58,6 +59,7 @@ def load_model(settings: Settings) -> LoadedModel:
     model_dir, draft_dir = resolve_model_dirs(settings)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"no model at {model_dir}: expected a Hugging Face model directory with config.json")
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter `complete`'s terminal and the log
     templates = load_templates([Path(p).expanduser() for p in settings.prompts.paths])
     config = AutoConfig.from_pretrained(model_dir)
     engine = Engine.load(model_dir, draft_dir, device=settings.model.device,
