@@ -217,7 +217,7 @@ def run_bench(args: argparse.Namespace) -> int:
     target, draft = embedded_model_dirs()
     model = Path(args.model) if args.model else target
     draft_dir = Path(args.draft) if args.draft else (draft if not args.model else None)
-    run_decode_bench(model, draft_dir, args.limit, as_json=args.json)
+    run_decode_bench(model, draft_dir, args.limit, as_json=args.json, threads=args.threads, device=args.device)
     return 0
 
 
@@ -307,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model")
     p.add_argument("--draft")
     p.add_argument("--limit", type=int, default=None, help="number of prompts (decode)")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="where the models run (decode)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for every mode (decode)")
     p.set_defaults(func=run_bench)
 
     p = sub.add_parser("eval", help="quality evaluations")

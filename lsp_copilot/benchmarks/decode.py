@@ -118,7 +118,7 @@ def hf_generate(model: Any, tok: Any, prompt: str, stop_ids: list[int], **kwargs
     """transformers greedy `generate` (the text before the stop token)."""
     from transformers import LogitsProcessorList
 
-    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
     clock = FirstCallClock()
     t0 = time.perf_counter()
     out = model.generate(ids, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=stop_ids,
@@ -171,6 +171,7 @@ def measure_ttft(engine: Engine, hf: Any, stop_ids: list[int], prompt_tokens: in
         warm.append(1000 * engine.last_result.time_to_first_token_s)
         if i < 3:
             ids = tok(render_spm(prefix, suffix), add_special_tokens=False, return_tensors="pt")["input_ids"]
+            ids = ids.to(hf.device)
             t0 = time.perf_counter()
             hf.generate(ids, max_new_tokens=1, do_sample=False, pad_token_id=stop_ids[0])
             hf_ms.append(1000 * (time.perf_counter() - t0))
@@ -209,20 +210,24 @@ def summarize(s: ModeStats, ref: ModeStats, off: ModeStats | None, base: dict[st
 
 
 def run_decode_bench(model_dir: Path, draft_dir: Path | None, limit: int | None, as_json: bool,
-                     threads: int = 1) -> dict:
-    """Run every mode on the same prompts, model and thread count; print a table (and, with as_json, one JSON line
-    last). Decode speed is measured after the first token (prefill excluded), end to end as well."""
+                     threads: int = 1, device: str = "cpu") -> dict:
+    """Run every mode on the same prompts, model, device, dtype and thread count; print a table (and, with as_json,
+    one JSON line last). Decode speed is measured after the first token (prefill excluded), end to end as well."""
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
     n = limit or 40
     prompts = humaneval_prompts(n - n // 2) + editing_prompts(n // 2)
-    engine = Engine.load(model_dir, draft_dir, device="cpu", settings=EngineSettings(threads=threads))
+    engine = Engine.load(model_dir, draft_dir, device=device, settings=EngineSettings(threads=threads))
     tok = engine.tokenizer
     stop_ids = sorted(engine.stop_ids)
-    hf = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
-    hf_draft = (AutoModelForCausalLM.from_pretrained(str(draft_dir), dtype=torch.float32, local_files_only=True).eval()
-                if draft_dir else None)
+
+    def load_hf(path: Path) -> Any:  # the same weights on the engine's device, in the engine's dtype
+        model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=engine.dtype, local_files_only=True)
+        return model.to(engine.device).eval()
+
+    hf = load_hf(model_dir)
+    hf_draft = load_hf(draft_dir) if draft_dir else None
     hf_modes: dict[str, dict[str, Any]] = {"hf_greedy": {}, "hf_prompt_lookup": {"prompt_lookup_num_tokens": 10}}
     if hf_draft is not None:
         hf_modes["hf_assisted"] = {"assistant_model": hf_draft}
@@ -250,6 +255,7 @@ def run_decode_bench(model_dir: Path, draft_dir: Path | None, limit: int | None,
                    if pooled else None)}
     report: dict[str, Any] = {"model": str(model_dir), "draft": str(draft_dir) if draft_dir else None,
                               "prompts": len(prompts), "max_new_tokens": MAX_NEW_TOKENS,
+                              "device": str(engine.device), "dtype": str(engine.dtype).removeprefix("torch."),
                               "threads": torch.get_num_threads(), "exact_speculation": engine.exact_speculation,
                               "mean_new_tokens": round(statistics.mean(r.tokens for r in ref.runs), 1),
                               "modes": {m: summarize(s, ref, stats.get("ours_off"), base) for m, s in stats.items()}}

@@ -90,6 +90,7 @@ class Engine:
         self.draft = draft
         self.model_name = model_name
         self.device = device
+        self.dtype = resolve_dtype(device)  # what `load` put the weights in
         self.settings = settings
         self.prefix_cache = PrefixCache(settings.prefix_cache_bytes)
         self.stats = EngineStats()

@@ -111,32 +111,48 @@ class CrossFileIndex:
         return [(path, "\n".join(texts) + "\n") for path, texts in picked.items()]
 
 
-def chunk_file(text: str, rng: random.Random, min_chars: int = 300, max_chars: int = 1600) -> list[str]:
+@dataclass(frozen=True)
+class ChunkSizes:
+    """Lengths of training chunks in characters: mostly short, with a share of long ones for long-context runs."""
+
+    min_chars: int = 300
+    max_chars: int = 1600
+    long_rate: float = 0.0  # share of chunks drawn from [max_chars, long_max_chars] instead
+    long_max_chars: int = 6000
+
+    def draw(self, rng: random.Random) -> int:
+        if self.long_rate and rng.random() < self.long_rate:
+            return rng.randint(self.max_chars, self.long_max_chars)
+        return rng.randint(self.min_chars, self.max_chars)
+
+
+def chunk_file(text: str, rng: random.Random, sizes: ChunkSizes = ChunkSizes()) -> list[str]:
     """Cut a file into consecutive chunks of random length that start and end on line boundaries."""
     lines = text.splitlines(keepends=True)
     chunks: list[str] = []
     cur: list[str] = []
     size = 0
-    target = rng.randint(min_chars, max_chars)
+    target = sizes.draw(rng)
     for line in lines:
         cur.append(line)
         size += len(line)
         if size >= target:
             chunks.append("".join(cur))
-            cur, size, target = [], 0, rng.randint(min_chars, max_chars)
+            cur, size, target = [], 0, sizes.draw(rng)
     if cur:
         chunks.append("".join(cur))
     return chunks
 
 
 def build_examples(
-    files: list[SourceFile], index: CrossFileIndex, seed: int, rates: FimRates, cross_file_rate: float = 0.35
+    files: list[SourceFile], index: CrossFileIndex, seed: int, rates: FimRates, cross_file_rate: float = 0.35,
+    sizes: ChunkSizes = ChunkSizes(),
 ) -> list[list[str]]:
     """One epoch of examples (as text pieces), shuffled; a new seed gives new cuts and new FIM splits."""
     rng = random.Random(seed)
     examples: list[list[str]] = []
     for f in files:
-        for chunk in chunk_file(f.text, rng):
+        for chunk in chunk_file(f.text, rng, sizes):
             context = index.context_for(f, chunk) if rng.random() < cross_file_rate else []
             examples.append(make_example(chunk, f.path, context, rng, rates))
     rng.shuffle(examples)

@@ -11,7 +11,7 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lsp_copilot.training.corpus import SourceFile, is_held_out, split_corpus
-from lsp_copilot.training.data import CrossFileIndex, chunk_file, extract_definitions
+from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, chunk_file, extract_definitions
 from lsp_copilot.training.fim import FimRates, choose_middle, make_example
 from lsp_copilot.training.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, SPECIAL_TOKENS
 
@@ -79,7 +79,7 @@ def test_definitions_and_cross_file_context() -> None:
     index = CrossFileIndex([SourceFile("pkg/box.py", SOURCE), user])
     context = index.context_for(user, user.text)
     assert context == [("pkg/box.py", 'def join_all(parts):\n    """Join path parts."""\n')]
-    assert "".join(chunk_file(SOURCE, random.Random(0), 20, 40)) == SOURCE
+    assert "".join(chunk_file(SOURCE, random.Random(0), ChunkSizes(20, 40, long_rate=0.5, long_max_chars=90))) == SOURCE
 
 
 def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
@@ -105,3 +105,32 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
     subprocess.run([*cmd, "--resume", "--only", "target"], check=True, capture_output=True, timeout=600)
     state = json.loads((out / "target" / "train_state.json").read_text())
     assert state["tokens_seen"] == 2 * 3 * 2 * 64  # continued from the saved counters
+
+
+def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path: Path) -> None:
+    """The accelerator recipe, on the CPU with tiny shapes: target, then a draft distilled from it, both loadable,
+    and the tar parts a lent machine returns reassemble into the same directories."""
+    import sysconfig
+
+    from lsp_copilot.training.accelerated import join_parts
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("textwrap.py", "bisect.py", "heapq.py", "shlex.py"):
+        (corpus / name).write_text((Path(sysconfig.get_paths()["stdlib"]) / name).read_text())
+    tiny = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 1, "num_key_value_heads": 1,
+            "intermediate_size": 64}
+    out, parts = tmp_path / "accel", tmp_path / "parts"
+    cmd = [sys.executable, "-m", "lsp_copilot.training.accelerated", "--out", str(out), "--parts", str(parts),
+           "--corpus", str(corpus), "--device", "cpu", "--target-seconds", "3", "--draft-seconds", "2",
+           "--seq-len", "64", "--batch-size", "2", "--workers", "1", "--eval-seconds", "1", "--eval-rows", "2",
+           "--shapes", json.dumps({"target": tiny, "draft": tiny})]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    for role in ("target", "draft"):
+        model = AutoModelForCausalLM.from_pretrained(out / role)
+        assert str(model.dtype) == "torch.float16"
+        state = json.loads((out / role / "train_state.json").read_text())
+        assert state["tokens_seen"] > 0 and state["history"][-1]["valid_loss"] > 0
+        joined = join_parts(parts, role, tmp_path / "joined")
+        assert (joined / "model.safetensors").read_bytes() == (out / role / "model.safetensors").read_bytes()
+    assert "agreement" in json.loads((out / "draft" / "train_state.json").read_text())["history"][-1]
