@@ -17,6 +17,7 @@ from lsp_copilot.engine import CancelToken, Engine, EngineSettings, GenerationRe
 from lsp_copilot.postprocess import StopPolicy, finalize
 from lsp_copilot.prompts import (
     PromptTemplate,
+    banned_tokens,
     check_template,
     detect_template,
     extract_middle,
@@ -167,6 +168,7 @@ class Pipeline:
             temperature=s.temperature,
             top_p=s.top_p,
             stop_strings=list(template.stop),
+            banned_tokens=banned_tokens(template),
             stop_check=StopPolicy(ctx).check if template.syntax_stop else None,
             time_limit_s=s.time_limit_ms / 1000.0,
             speculation=s.speculation,

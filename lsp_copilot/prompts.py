@@ -561,6 +561,20 @@ def _with_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
+END_TOKEN_NAMES = frozenset({"EOT", "EOS"})  # template token names that end an answer rather than mark a part
+
+
+def banned_tokens(template: PromptTemplate) -> list[str]:
+    """Special tokens a FIM answer never contains (sentinels, file separators): the engine never chooses them.
+
+    Small models put a FIM sentinel where a split was frequent in training (e.g. `<fim_suffix>` after an indented
+    line start); masking it lets them answer instead of stopping. Chat templates ban nothing.
+    """
+    if template.mode != "fim":
+        return []
+    return [spelling for name, spelling in template.tokens.items() if name not in END_TOKEN_NAMES]
+
+
 def render_context(template: PromptTemplate, ctx: CompletionContext, repo: str | None = None) -> str:
     """The `{context}` block: optional repository line, each cross-file part, then the current file's header."""
     cross = template.crossfile

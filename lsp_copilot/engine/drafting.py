@@ -103,7 +103,7 @@ class ModelDrafter:
         probs: list[Tensor] = []
         for i in range(k):
             if sampler.greedy:
-                tok = int(torch.argmax(logits).item())
+                tok = int(torch.argmax(sampler.restrict(logits)).item())
             else:
                 p = sampler.probs(logits)
                 probs.append(p)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,11 @@ class Engine:
                 draft = make_runner(draft_model, settings, capacity)
         return cls(tokenizer, target, draft, Path(model_dir).name, dev, settings)
 
+    def token_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Ids of the given special-token spellings that the tokenizer has (others, and EOS, are left out)."""
+        ids = [self.tokenizer.convert_tokens_to_ids(t) for t in tokens]
+        return [i for i in ids if isinstance(i, int) and i != self.tokenizer.unk_token_id and i not in self.eos_ids]
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the engine would feed it (special-token text counts as one token)."""
         return len(encode_prompt(self.tokenizer, text))
@@ -178,7 +183,7 @@ class Engine:
     def _decode(self, req: GenerationRequest, ids: list[int], cancel: CancelToken) -> Iterator[str]:
         t0 = time.perf_counter()
         sources = speculation_sources(req.speculation)
-        sampler = Sampler(req.temperature, req.top_p, req.seed, self.device)
+        sampler = Sampler(req.temperature, req.top_p, req.seed, self.device, self.token_ids(req.banned_tokens))
         tracker = StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings, req.stop_check,
                               req.max_new_tokens)
         result = GenerationResult("", 0, "max_tokens", 0, 0.0, prompt_tokens=len(ids))

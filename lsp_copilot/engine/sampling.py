@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,19 +20,29 @@ class Verdict:
 class Sampler:
     """Turns logits into tokens for one request; seeded, so a request with a seed is reproducible."""
 
-    def __init__(self, temperature: float, top_p: float, seed: int | None, device: torch.device) -> None:
+    def __init__(self, temperature: float, top_p: float, seed: int | None, device: torch.device,
+                 banned: Sequence[int] = ()) -> None:
         self.temperature = temperature
         self.top_p = top_p
         self.greedy = temperature == 0.0
+        self.banned = sorted(set(banned))  # token ids never chosen
         self.gen = torch.Generator(device="cpu")
         if seed is not None:
             self.gen.manual_seed(seed)
         else:
             self.gen.seed()
 
+    def restrict(self, logits: Tensor) -> Tensor:
+        """logits [..., V] with the banned tokens at -inf (a copy; the input is left as it is)."""
+        if not self.banned:
+            return logits
+        out = logits.clone()
+        out[..., self.banned] = float("-inf")
+        return out
+
     def probs(self, logits: Tensor) -> Tensor:
-        """Sampling distribution [..., V] (fp32): softmax(logits / T), restricted to the top-p nucleus."""
-        p = torch.softmax(logits.float() / self.temperature, dim=-1)
+        """Sampling distribution [..., V] (fp32): softmax(logits / T) without banned tokens, in the top-p nucleus."""
+        p = torch.softmax(self.restrict(logits).float() / self.temperature, dim=-1)
         if self.top_p < 1.0:
             sorted_p, order = torch.sort(p, dim=-1, descending=True)
             # keep the smallest prefix whose mass reaches top_p (the token crossing the threshold is kept)
@@ -48,7 +59,7 @@ class Sampler:
     def pick(self, logits: Tensor) -> int:
         """The next token from logits [V]."""
         if self.greedy:
-            return int(torch.argmax(logits).item())
+            return int(torch.argmax(self.restrict(logits)).item())
         return self.draw(self.probs(logits))
 
     def verify(self, draft: list[int], draft_probs: Tensor | None, logits: Tensor) -> Verdict:
@@ -62,7 +73,7 @@ class Sampler:
         """
         k = len(draft)
         if self.greedy:
-            target = torch.argmax(logits, dim=-1).tolist()  # [k+1]
+            target = torch.argmax(self.restrict(logits), dim=-1).tolist()  # [k+1]
             n = 0
             while n < k and target[n] == draft[n]:
                 n += 1

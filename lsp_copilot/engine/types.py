@@ -31,6 +31,9 @@ class GenerationRequest:
     time_limit_s: float | None = None
     speculation: str = "auto"  # "auto" | "off" | "draft" | "lookup" | "screen" | combinations "draft+lookup"
     expected_continuation: str | None = None  # the suggestion already on screen (drafts from it)
+    # Special tokens that can never be part of the answer (a FIM middle holds no FIM sentinel): masked out of every
+    # choice, in the plain and the speculative loop alike, so speculation stays lossless.
+    banned_tokens: Sequence[str] = ()
 
     def validate(self) -> None:
         """Raise RequestError on a field the engine cannot honour."""

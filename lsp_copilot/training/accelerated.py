@@ -237,6 +237,7 @@ def train_phase(phase: PhaseConfig, cfg: RunConfig, feed: EpochFeed, valid: dict
                 last_eval = time.monotonic()
                 record(model, state, valid, device, teacher, start, float(loss.item()))
     record(model, state, valid, device, teacher, start, float(loss.item()))
+    restore_best(model, state)
     state["epochs"] = round(state["tokens_seen"] / max(1, rows.shape[0] * cfg.seq_len), 2)  # epochs differ little
     state["wall_seconds"] = round(time.monotonic() - start, 1)
     return model, state
@@ -252,7 +253,20 @@ def record(model: Any, state: dict[str, Any], valid: dict[str, torch.Tensor], de
     if "agreement" in fim:
         entry["agreement"] = fim["agreement"]
     state["history"].append(entry)
+    if entry["valid_loss"] < state.get("best", {}).get("valid_loss", float("inf")):
+        # Repeated epochs over a small corpus overfit: keep the weights of the best validation point (on the CPU).
+        state["best"] = entry
+        state["_best_weights"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     log(json.dumps({"role": state["role"], **entry}))
+
+
+def restore_best(model: Any, state: dict[str, Any]) -> None:
+    """Load the weights of the best validation point into `model` (they stay if the last point is the best)."""
+    best = state.pop("_best_weights", None)
+    if best is not None:
+        model.load_state_dict(best)
+        log(f"{state['role']}: kept the weights of step {state['best']['step']} "
+            f"(valid loss {state['best']['valid_loss']})")
 
 
 # ---- output ------------------------------------------------------------------------------------------------------

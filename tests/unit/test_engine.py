@@ -128,6 +128,35 @@ def test_greedy_speculation_is_token_for_token_the_plain_loop(engine: Engine, sp
     assert drafted > 0, "the source never proposed anything: the comparison tested nothing"
 
 
+@pytest.mark.parametrize("spec", ["draft", "lookup", "auto"])
+def test_banned_tokens_are_never_chosen_and_speculation_stays_lossless(engine: Engine, spec: str) -> None:
+    changed = 0
+    for prompt in fim_prompts(8, seed=3):
+        engine.clear_cache()
+        free, _ = run(engine, GenerationRequest(prompt, max_new_tokens=24, speculation="off"))
+        ids = engine.tokenizer(free, add_special_tokens=False)["input_ids"]
+        if not ids:
+            continue
+        # ban the tokens the free answer used most: the answer must change (Sampler tests check they are never picked)
+        common = [i for i, _ in Counter(ids).most_common(3) if i not in engine.eos_ids]
+        banned = engine.tokenizer.convert_ids_to_tokens(common)
+        plain, _ = run(engine, GenerationRequest(prompt, max_new_tokens=24, speculation="off", banned_tokens=banned))
+        engine.clear_cache()
+        fast, _ = run(engine, GenerationRequest(prompt, max_new_tokens=24, speculation=spec, banned_tokens=banned))
+        assert fast == plain  # the mask applies to plain picks, verification and drafts alike
+        changed += plain != free
+    assert changed > 0, "banning never changed an answer: the test tested nothing"
+
+
+def test_sampler_restrict_masks_only_the_banned_ids() -> None:
+    sampler = Sampler(0.0, 1.0, 0, torch.device("cpu"), banned=[2, 4])
+    logits = torch.tensor([[0.0, 1.0, 9.0, 2.0, 8.0], [5.0, 1.0, 9.0, 2.0, 0.0]])
+    assert sampler.pick(logits[0]) == 3 and sampler.verify([3], None, logits).next_token == 0
+    assert torch.equal(sampler.restrict(logits)[:, [0, 1, 3]], logits[:, [0, 1, 3]])
+    hot = Sampler(1.0, 1.0, 0, torch.device("cpu"), banned=[2, 4])
+    assert float(hot.probs(logits)[:, [2, 4]].sum()) == 0.0
+
+
 def test_screen_draft_accepts_several_tokens_per_forward(engine: Engine) -> None:
     # a prompt whose answer re-tokenizes to the generated ids (the screen draft works on text)
     for prompt in fim_prompts(8, seed=5):

@@ -56,8 +56,9 @@ GOLDEN = {
         f"<fim_prefix># pkg/util.py\n{HELPER}# pkg/main.py\n{PREFIX}<fim_suffix>{SUFFIX}<fim_middle>",
     ),
     "embedded": (
-        f"<file_sep>pkg/main.py\n<fim_prefix><fim_suffix>{SUFFIX}<fim_middle>{PREFIX}",
-        f"<file_sep>pkg/util.py\n{HELPER}<file_sep>pkg/main.py\n<fim_prefix><fim_suffix>{SUFFIX}<fim_middle>{PREFIX}",
+        f"<|endoftext|><file_sep>pkg/main.py\n<fim_prefix><fim_suffix>{SUFFIX}<fim_middle>{PREFIX}",
+        f"<|endoftext|><file_sep>pkg/util.py\n{HELPER}<file_sep>pkg/main.py\n<fim_prefix><fim_suffix>{SUFFIX}"
+        f"<fim_middle>{PREFIX}",
     ),
     "codellama": (
         f"\u2581<PRE> {PREFIX}\u2581<SUF>{SUFFIX}\u2581<MID>",
@@ -153,7 +154,8 @@ def test_embedded_matches_the_training_format(templates: dict[str, Any]) -> None
     from lsp_copilot.training.fim import render_file_header, render_fim
 
     ctx = make_ctx([PART])
-    pieces = [*render_file_header(PART.path), PART.text, *render_file_header(ctx.path)]
+    # every training example follows the previous one's <|endoftext|> in a packed row: a prompt starts the same way
+    pieces = ["<|endoftext|>", *render_file_header(PART.path), PART.text, *render_file_header(ctx.path)]
     pieces += render_fim(ctx.prefix, "", ctx.suffix, spm=True)[:-2]  # drop the middle and <eos>: the model writes them
     assert render_prompt(templates["embedded"], ctx) == "".join(pieces)
 
@@ -169,7 +171,8 @@ def test_embedded_prompt_tokenizes_with_single_sentinels(templates: dict[str, An
     ids = tokenizer.encode(render_prompt(template, make_ctx([PART])), add_special_tokens=True)
     vocab = tokenizer.get_vocab()
     specials = [i for i in ids if i < 6]
-    assert specials == [vocab[t] for t in ("<file_sep>", "<file_sep>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>")]
+    assert specials == [vocab[t] for t in ("<|endoftext|>", "<file_sep>", "<file_sep>", "<fim_prefix>", "<fim_suffix>",
+                                           "<fim_middle>")]
     assert stop_token_ids(template, tokenizer)[0] == vocab["<|endoftext|>"]
 
 
@@ -357,3 +360,13 @@ def test_every_package_directory_ships(templates: dict[str, Any]) -> None:
     assert found | {"lsp_copilot"} <= listed, "add the missing packages to [tool.setuptools] packages"
     assert config["package-dir"]["lsp_copilot.prompt_templates"] == "prompts"
     assert (root / "prompts" / "__init__.py").exists()
+
+
+def test_fim_templates_ban_their_sentinels_but_not_their_end_token(templates: dict[str, Any]) -> None:
+    from lsp_copilot.prompts import banned_tokens
+
+    assert sorted(banned_tokens(templates["embedded"])) == sorted(
+        ["<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<fim_pad>", "<file_sep>"])
+    assert "\u2581<EOT>" not in banned_tokens(templates["codellama"])
+    assert "\u2581<MID>" in banned_tokens(templates["codellama"])
+    assert banned_tokens(templates["chat"]) == []
