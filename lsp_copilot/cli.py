@@ -254,9 +254,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--eval-minutes", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--accelerated", nargs=argparse.REMAINDER, default=None, metavar="ARGS",
+                   help="run the accelerator recipe that made the shipped weights instead (lsp_copilot/training/"
+                        "accelerated.py; its own options follow, e.g. --out runs/accel --device cuda)")
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.accelerated is not None:  # the recipe of the shipped weights (an accelerator; runs on the CPU too)
+        from lsp_copilot.training.accelerated import parse_args, run
+
+        print(json.dumps(run(parse_args(args.accelerated, prog="lsp-copilot train --accelerated")).get("target")))
+        return 0
     from lsp_copilot.training.trainer import TrainConfig, train
 
     setup_logging("info")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples, pack_rows, tokenize_examples
@@ -52,6 +52,7 @@ class PhaseConfig:
     lr: float
     shape: dict[str, Any] = field(default_factory=dict)
     distill_weight: float = 0.0  # share of KL(teacher || model) in the loss; 0 = plain cross-entropy
+    init_from: Path | None = None  # continue from these weights (a model directory) instead of a fresh model
 
 
 @dataclass
@@ -76,6 +77,7 @@ class RunConfig:
     seed: int = 7
     chunks: ChunkSizes = field(default_factory=lambda: ChunkSizes(300, 1600, long_rate=0.35, long_max_chars=6000))
     phases: list[PhaseConfig] = field(default_factory=list)
+    teacher: Path | None = None  # for a draft phase without a target phase before it
     parts_dir: Path | None = None  # also write each model as tar parts here (for a machine that returns files)
 
 
@@ -201,7 +203,8 @@ def evaluate(model: Any, rows: torch.Tensor, device: torch.device, teacher: Any 
 def train_phase(phase: PhaseConfig, cfg: RunConfig, feed: EpochFeed, valid: dict[str, torch.Tensor], tok: Any,
                 device: torch.device, teacher: Any = None) -> tuple[Any, dict[str, Any]]:
     """Train one model for `phase.seconds` of wall time; returns it with its history."""
-    model: Any = build_model(phase.shape, tok)
+    model: Any = build_model(phase.shape, tok) if phase.init_from is None else \
+        AutoModelForCausalLM.from_pretrained(phase.init_from, dtype=torch.float32)
     model = model.to(device)
     model.train()
     params = sum(p.numel() for p in model.parameters())
@@ -334,6 +337,8 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         torch.backends.cudnn.allow_tf32 = True
     summary: dict[str, Any] = {"config": json.loads(json.dumps(asdict(cfg), default=str))}
     teacher = None
+    if cfg.teacher is not None:
+        teacher = AutoModelForCausalLM.from_pretrained(cfg.teacher, dtype=torch.float32).eval().to(device)
     try:
         for phase in cfg.phases:
             model, state = train_phase(phase, cfg, feed, valid, tok, device,
@@ -359,8 +364,9 @@ def _copy_for_saving(model: Any) -> Any:
     return copy.deepcopy(model).to("cpu", torch.float32)
 
 
-def parse_args(argv: list[str] | None = None) -> RunConfig:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None = None, prog: str | None = None) -> RunConfig:
+    """The run's configuration from command-line arguments (`lsp-copilot train --accelerated ...` forwards here)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--parts", type=Path, default=None, help="also write tar parts of each model here")
     p.add_argument("--tokenizer", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "target")
@@ -377,14 +383,23 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--eval-seconds", type=float, default=30.0)
     p.add_argument("--eval-rows", type=int, default=48)
     p.add_argument("--shapes", type=str, default="", help="JSON {role: shape} overriding ACCEL_SHAPES (tests)")
+    p.add_argument("--init-target", type=Path, default=None, help="continue the target from these weights")
+    p.add_argument("--init-draft", type=Path, default=None, help="continue the draft from these weights")
+    p.add_argument("--only", choices=["target", "draft", "both"], default="both",
+                   help="train one model; a draft alone distils from --teacher")
+    p.add_argument("--teacher", type=Path, default=None, help="the target to distil from when --only draft")
     a = p.parse_args(argv)
     shapes = {**ACCEL_SHAPES, **(json.loads(a.shapes) if a.shapes else {})}
     return RunConfig(
         out_dir=a.out, tokenizer_dir=a.tokenizer, corpus_root=a.corpus, device=a.device, seq_len=a.seq_len,
         batch_size=a.batch_size, workers=a.workers, eval_seconds=a.eval_seconds, eval_rows=a.eval_rows,
         parts_dir=a.parts,
-        phases=[PhaseConfig("target", a.target_seconds, a.target_lr, shapes["target"]),
-                PhaseConfig("draft", a.draft_seconds, a.draft_lr, shapes["draft"], distill_weight=a.distill_weight)],
+        phases=[p for p in (
+            PhaseConfig("target", a.target_seconds, a.target_lr, shapes["target"], init_from=a.init_target),
+            PhaseConfig("draft", a.draft_seconds, a.draft_lr, shapes["draft"], distill_weight=a.distill_weight,
+                        init_from=a.init_draft),
+        ) if a.only in ("both", p.role)],
+        teacher=a.teacher,
     )
 
 

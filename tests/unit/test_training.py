@@ -121,7 +121,7 @@ def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path:
     tiny = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 1, "num_key_value_heads": 1,
             "intermediate_size": 64}
     out, parts = tmp_path / "accel", tmp_path / "parts"
-    cmd = [sys.executable, "-m", "lsp_copilot.training.accelerated", "--out", str(out), "--parts", str(parts),
+    cmd = [sys.executable, "-m", "lsp_copilot", "train", "--accelerated", "--out", str(out), "--parts", str(parts),
            "--corpus", str(corpus), "--device", "cpu", "--target-seconds", "3", "--draft-seconds", "2",
            "--seq-len", "64", "--batch-size", "2", "--workers", "1", "--eval-seconds", "1", "--eval-rows", "2",
            "--shapes", json.dumps({"target": tiny, "draft": tiny})]
@@ -134,3 +134,11 @@ def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path:
         joined = join_parts(parts, role, tmp_path / "joined")
         assert (joined / "model.safetensors").read_bytes() == (out / role / "model.safetensors").read_bytes()
     assert "agreement" in json.loads((out / "draft" / "train_state.json").read_text())["history"][-1]
+    # continue the draft alone from its weights, distilling from the saved target
+    again = tmp_path / "again"
+    subprocess.run([*cmd[: cmd.index("--out")], "--out", str(again), *cmd[cmd.index("--corpus"):], "--only", "draft",
+                    "--teacher", str(out / "target"), "--init-draft", str(out / "draft")],
+                   check=True, capture_output=True, timeout=600)
+    assert not (again / "target").exists()
+    state = json.loads((again / "draft" / "train_state.json").read_text())
+    assert state["tokens_seen"] > 0 and "agreement" in state["history"][-1]
