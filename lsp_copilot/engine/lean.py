@@ -12,9 +12,10 @@ with the very operations a single-token step uses:
 - a projection runs in one of two kernel classes, each of which gives a row the same bits whatever the row count:
   the small-row class (row groups of at most `kernel_rows` = 3 rows: MKL's 1..3-row kernels agree bit for bit) or
   the GEMM class (one call of at least `gemm_min_rows` = 4 rows, zero-padded up to it: MKL's blocked kernel gives a
-  row the same bits for every M >= 4). Which class a weight uses is fixed (`gemm_weights`), chosen by cost on this
-  CPU: o_proj and down_proj cost the same or less padded to 4 rows than as 1-row GEMVs, the others are cheaper as
-  GEMVs for a single decode step. `check_row_exactness` verifies the property at load (fallback: 1-row calls only);
+  row the same bits for every M >= 4). Which class a weight uses is fixed (`EngineSettings.gemm_weights`), chosen by
+  cost: the GEMM class makes verify rows cheap, the small-row class makes the single decode step cheap (for the
+  shipped model on a 2-core EPYC every weight is cheaper there). `check_row_exactness` verifies the property at
+  load (fallback: 1-row calls only);
 - attention runs once per row, over exactly the keys that row sees (the reduction lengths of a single step at that
   position), the query heads of a KV group stacked as the query rows of one SDPA call (always `group` rows).
 The logits of a decoded position are then bit-identical whether it came from a plain step or from any verify pass.
@@ -50,7 +51,7 @@ class LeanLlama:
     """Llama weights rearranged for decoding, plus the static KV cache [layers, 2, kv_heads, capacity, head_dim]."""
 
     def __init__(self, hf_model: Any, capacity: int, kernel_rows: int = 3,
-                 gemm_weights: tuple[str, ...] = ("wo", "wdown"), gemm_min_rows: int = 4) -> None:
+                 gemm_weights: tuple[str, ...] = (), gemm_min_rows: int = 4) -> None:
         cfg = hf_model.config
         inner = hf_model.model
         p = next(hf_model.parameters())

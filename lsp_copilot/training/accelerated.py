@@ -25,21 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
+from lsp_copilot.training.trainer import MODEL_SHAPES, build_model
 
-# Deep and thin (MobileLLM's lesson for small models), head_dim 64 for the attention kernels on both devices.
-# fp16 on disk: target ~20 M parameters = ~41 MB, draft ~2.9 M = ~6 MB.
-ACCEL_SHAPES: dict[str, dict[str, Any]] = {
-    "target": {"hidden_size": 384, "num_hidden_layers": 10, "num_attention_heads": 6,
-               "num_key_value_heads": 2, "intermediate_size": 1152},
-    "draft": {"hidden_size": 192, "num_hidden_layers": 3, "num_attention_heads": 3,
-              "num_key_value_heads": 1, "intermediate_size": 576},
-}
-MAX_POSITIONS = 2048
 PART_BYTES = 15 * 1024 * 1024  # a lent machine returns files of at most 16 MiB
 
 
@@ -138,15 +130,6 @@ def validation_sets(files: list[SourceFile], tok: Any, cfg: RunConfig) -> dict[s
 
 
 # ---- model and loss ----------------------------------------------------------------------------------------------
-def build_model(shape: dict[str, Any], tok: Any) -> Any:
-    """A fresh Llama of `shape` over the shared tokenizer, tied embeddings, 2,048 positions."""
-    config = LlamaConfig(vocab_size=len(tok), max_position_embeddings=MAX_POSITIONS, tie_word_embeddings=True,
-                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, rms_norm_eps=1e-5, **shape)
-    torch.manual_seed(1234)
-    return LlamaForCausalLM(config)
-
-
 def lr_at(progress: float, peak: float, cfg: RunConfig) -> float:
     """Warm-up, constant, then a cosine decay to `min_lr_ratio` over the last `decay_frac` of the time budget."""
     if progress < cfg.warmup_frac:
@@ -203,7 +186,8 @@ def evaluate(model: Any, rows: torch.Tensor, device: torch.device, teacher: Any 
 def train_phase(phase: PhaseConfig, cfg: RunConfig, feed: EpochFeed, valid: dict[str, torch.Tensor], tok: Any,
                 device: torch.device, teacher: Any = None) -> tuple[Any, dict[str, Any]]:
     """Train one model for `phase.seconds` of wall time; returns it with its history."""
-    model: Any = build_model(phase.shape, tok) if phase.init_from is None else \
+    model: Any = build_model(phase.role, len(tok), tok.eos_token_id, tok.pad_token_id, phase.shape) \
+        if phase.init_from is None else \
         AutoModelForCausalLM.from_pretrained(phase.init_from, dtype=torch.float32)
     model = model.to(device)
     model.train()
@@ -382,14 +366,14 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> RunCon
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--eval-seconds", type=float, default=30.0)
     p.add_argument("--eval-rows", type=int, default=48)
-    p.add_argument("--shapes", type=str, default="", help="JSON {role: shape} overriding ACCEL_SHAPES (tests)")
+    p.add_argument("--shapes", type=str, default="", help="JSON {role: shape} overriding MODEL_SHAPES (tests)")
     p.add_argument("--init-target", type=Path, default=None, help="continue the target from these weights")
     p.add_argument("--init-draft", type=Path, default=None, help="continue the draft from these weights")
     p.add_argument("--only", choices=["target", "draft", "both"], default="both",
                    help="train one model; a draft alone distils from --teacher")
     p.add_argument("--teacher", type=Path, default=None, help="the target to distil from when --only draft")
     a = p.parse_args(argv)
-    shapes = {**ACCEL_SHAPES, **(json.loads(a.shapes) if a.shapes else {})}
+    shapes = {**MODEL_SHAPES, **(json.loads(a.shapes) if a.shapes else {})}
     return RunConfig(
         out_dir=a.out, tokenizer_dir=a.tokenizer, corpus_root=a.corpus, device=a.device, seq_len=a.seq_len,
         batch_size=a.batch_size, workers=a.workers, eval_seconds=a.eval_seconds, eval_rows=a.eval_rows,

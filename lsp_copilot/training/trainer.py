@@ -21,12 +21,13 @@ from lsp_copilot.training.data import CrossFileIndex, build_examples, iterate_ba
 from lsp_copilot.training.fim import FimRates
 from lsp_copilot.training.tokenizer import save_tokenizer, train_tokenizer
 
-# Shapes of the two embedded models. The draft is ~7x smaller and shares the tokenizer.
+# Shapes of the two embedded models (the shipped ones; both trainers build these). Deep and thin, MobileLLM's lesson
+# for small models; head_dim 64 for the attention kernels. The draft is ~7x smaller and shares the tokenizer.
 MODEL_SHAPES: dict[str, dict[str, Any]] = {
-    "target": {"hidden_size": 320, "num_hidden_layers": 6, "num_attention_heads": 8,
-               "num_key_value_heads": 4, "intermediate_size": 864},
-    "draft": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "intermediate_size": 352},
+    "target": {"hidden_size": 384, "num_hidden_layers": 10, "num_attention_heads": 6,
+               "num_key_value_heads": 2, "intermediate_size": 1152},
+    "draft": {"hidden_size": 192, "num_hidden_layers": 3, "num_attention_heads": 3,
+              "num_key_value_heads": 1, "intermediate_size": 576},
 }
 MAX_POSITIONS = 2048
 
@@ -58,12 +59,13 @@ class TrainConfig:
     threads: int = 0  # 0 = torch default
 
 
-def build_model(role: str, vocab_size: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
-    """A fresh Llama of the given role's shape."""
+def build_model(role: str, vocab_size: int, eos_id: int, pad_id: int,
+                shape: dict[str, Any] | None = None) -> LlamaForCausalLM:
+    """A fresh Llama of the given role's shape (or of `shape`), tied embeddings, 2,048 positions."""
     config = LlamaConfig(
         vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
-        rms_norm_eps=1e-5, **MODEL_SHAPES[role],
+        rms_norm_eps=1e-5, **(shape or MODEL_SHAPES[role]),
     )
     torch.manual_seed(1234)
     return LlamaForCausalLM(config)

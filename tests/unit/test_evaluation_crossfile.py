@@ -146,7 +146,17 @@ def test_the_index_condition_is_the_only_difference(toy_root: Path) -> None:
     assert off["name"] == "without workspace index" and off["exact_match"] == 0.0
     assert on["name"] == "with workspace index" and on["exact_match"] == 1.0
     assert report["exact_match_gain"] == 1.0 and report["tasks"] == len(tasks) == 3
+    assert (off["extra"]["callee_match"], on["extra"]["callee_match"], report["callee_match_gain"]) == (0.0, 1.0, 1.0)
     assert fake.seen_workspaces[:3] == [None, None, None] and all(fake.seen_workspaces[3:])
+
+
+def test_callee_match_needs_every_name_the_expected_line_calls(toy_root: Path) -> None:
+    from lsp_copilot.evaluation.completers import Completion, TimedCompletion
+    from lsp_copilot.evaluation.crossfile import callee_match
+
+    task = next(t for t in toy_tasks(toy_root) if t.expected == "a = hlp(z)")  # `helper`, imported as `hlp`
+    texts = ("y = hlp(2)", "y = hlp_other(2)", "y = hlp", "pass")
+    assert [callee_match([task], [TimedCompletion(Completion(t), 0.0)]) for t in texts] == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_training_style_retrieval_finds_the_called_definition(toy_root: Path) -> None:
