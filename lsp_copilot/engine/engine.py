@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lsp_copilot.engine.costs import CostModel, measure_costs
 from lsp_copilot.engine.detok import StopTracker
 from lsp_copilot.engine.drafting import Draft, LookupDrafter, ModelDrafter, ScreenDrafter
 from lsp_copilot.engine.lean import LeanLlama, lean_supported
@@ -34,6 +35,8 @@ from lsp_copilot.engine.types import (
     speculation_sources,
 )
 
+DRAFT_PRIOR_TOKENS = 20  # weight, in drafted tokens, of the 0.5 prior on the draft's acceptance
+EXPLORE_EVERY = 16  # while the cost model skips the draft, one step in this many still drafts a token
 SNAPSHOT_MIN_TOKENS = 64  # discarding at least this many live cache tokens keeps a copy of them first
 
 
@@ -101,6 +104,11 @@ class Engine:
         self.model_drafter = (
             ModelDrafter(draft, settings.draft_start, settings.draft_min, settings.max_draft) if draft else None
         )
+        # what a verify row and a draft step cost here: under speculation "auto" the draft model runs only where it
+        # pays (see costs.py); an explicit "draft" always runs it
+        self.costs: CostModel | None = measure_costs(target, draft) if draft is not None and settings.cost_aware \
+            else None
+        self._gated_skips = 0  # consecutive steps on which the cost model skipped the draft model
 
     @classmethod
     def load(cls, model_dir: Path, draft_dir: Path | None = None, device: str = "auto",
@@ -220,7 +228,7 @@ class Engine:
                 break
             room = min(self.settings.max_draft, req.max_new_tokens - tracker.count - 1,
                        self.target.capacity - len(seq) - 1)
-            draft = self._propose(sources, seq, tracker, room, lookup, screen, sampler)
+            draft = self._propose(sources, seq, tracker, room, lookup, screen, sampler, req.speculation == "auto")
             pending = self.decode_step(seq[-1], draft, sampler, result)
             if draft is not None and draft.source == "lookup":
                 lookup.feedback(len(draft.tokens), len(pending) - 1)
@@ -255,7 +263,8 @@ class Engine:
         return [*tokens[: verdict.accepted], verdict.next_token]
 
     def _propose(self, sources: frozenset[str], seq: list[int], tracker: StopTracker, room: int,
-                 lookup: LookupDrafter, screen: ScreenDrafter | None, sampler: Sampler) -> Draft | None:
+                 lookup: LookupDrafter, screen: ScreenDrafter | None, sampler: Sampler,
+                 gated: bool = False) -> Draft | None:
         """Choose this step's draft: the on-screen text while it agrees, else an n-gram match, else the draft model."""
         if room <= 0:
             return None
@@ -264,8 +273,19 @@ class Engine:
         if "lookup" in sources and (d := lookup.propose(seq, min(room, self.settings.lookup_max_tokens))):
             return d
         if "draft" in sources and self.model_drafter is not None:
+            if gated and self.costs is not None:
+                k = self.costs.best_draft_len(self.draft_acceptance(), self.settings.max_draft)
+                self._gated_skips = self._gated_skips + 1 if k == 0 else 0
+                if k == 0 and self._gated_skips % EXPLORE_EVERY:
+                    return None
+                room = min(room, max(k, 1))  # an exploring step drafts one token: keeps the acceptance rate fresh
             return self.model_drafter.propose(seq, room, sampler)
         return None
+
+    def draft_acceptance(self) -> float:
+        """Share of the draft model's tokens the target accepted so far, shrunk towards a prior of 0.5."""
+        drafted, accepted = self.stats.drafted.get("draft", 0), self.stats.accepted.get("draft", 0)
+        return (accepted + 0.5 * DRAFT_PRIOR_TOKENS) / (drafted + DRAFT_PRIOR_TOKENS)
 
     def _outside_stop(self, req: GenerationRequest, cancel: CancelToken, t0: float, seq_len: int) -> str | None:
         if cancel.cancelled:

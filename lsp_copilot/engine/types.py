@@ -128,6 +128,7 @@ class EngineSettings:
     max_draft: int = 12  # most tokens verified per forward
     draft_min: int = 1
     draft_start: int = 4  # adaptive draft length of the draft model starts here
+    cost_aware: bool = True  # measure forward costs at load; speculation "auto" runs the draft model only where it pays
     lookup_max_ngram: int = 4
     lookup_min_ngram: int = 2
     lookup_max_tokens: int = 12

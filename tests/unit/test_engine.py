@@ -358,3 +358,38 @@ def test_generic_hf_runner_matches_the_lean_greedy_output(tiny_models: tuple[Pat
     b, _ = run(generic, GenerationRequest(prompt, max_new_tokens=16, speculation="lookup"))
     c, _ = run(generic, GenerationRequest(prompt + "z", max_new_tokens=16, speculation="off"))
     assert a == b and c is not None
+
+
+def test_cost_model_drafts_where_verify_rows_are_cheap_and_acceptance_high() -> None:
+    from lsp_copilot.engine.costs import CostModel
+
+    flat = CostModel(((1, 0.010), (2, 0.0101), (4, 0.0102), (8, 0.0105)), 0.0005)  # a GPU: extra rows ~free
+    steep = CostModel(((1, 0.005), (2, 0.0077), (4, 0.0101), (8, 0.0154)), 0.0005)  # this CPU's row-exact path
+    assert flat.best_draft_len(0.7, 12) >= 4 and flat.best_draft_len(0.95, 12) == 12
+    assert steep.best_draft_len(0.5, 12) == 0 and 0 < steep.best_draft_len(0.9, 12) < 12
+    assert steep.target(3) == pytest.approx((0.0077 + 0.0101) / 2) and steep.target(10) > steep.target(8)
+
+
+@pytest.mark.parametrize("verify_row_cost, drafts", [(0.0, True), (1.0, False)])
+def test_auto_runs_the_draft_model_only_where_the_cost_model_says_it_pays(
+        tiny_models: tuple[Path, Path], verify_row_cost: float, drafts: bool) -> None:
+    from lsp_copilot.engine.costs import CostModel
+
+    target, draft = tiny_models
+    engine = Engine.load(target, draft, device="cpu")
+    assert engine.costs is not None and engine.costs.target(1) > 0 and engine.costs.draft_s > 0  # measured at load
+    engine.costs = CostModel(((1, 0.001), (2, 0.001 + verify_row_cost)), 0.0)
+    outputs = {}
+    for spec in ("off", "auto", "draft"):
+        engine.stats.drafted.clear()
+        engine.stats.accepted.clear()
+        outputs[spec] = [run(engine, GenerationRequest(p, max_new_tokens=24, speculation=spec))[0]
+                         for p in fim_prompts(4, seed=9)]
+        if spec == "auto":
+            drafted_by_model = engine.stats.drafted.get("draft", 0)
+    assert outputs["auto"] == outputs["off"] == outputs["draft"]
+    assert engine.stats.drafted.get("draft", 0) > 0  # an explicit "draft" always drafts
+    if drafts:
+        assert drafted_by_model > 0
+    else:  # only the exploring steps (one in EXPLORE_EVERY skipped steps, one token each) draft
+        assert drafted_by_model <= 4 * 24 // 16 + 1
