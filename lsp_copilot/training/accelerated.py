@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
-from lsp_copilot.training.trainer import MODEL_SHAPES, build_model
+from lsp_copilot.training.trainer import MODEL_SHAPES, batch_loss, build_model, evaluate
 
 PART_BYTES = 15 * 1024 * 1024  # a lent machine returns files of at most 16 MiB
 
@@ -141,47 +140,6 @@ def lr_at(progress: float, peak: float, cfg: RunConfig) -> float:
     return peak * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def autocast(device: torch.device) -> Any:
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def batch_loss(model: Any, batch: torch.Tensor, teacher: Any, w: float) -> torch.Tensor:
-    """Next-token cross-entropy on batch [B, S+1]; with a teacher, mixed with per-token KL(teacher || model)."""
-    inputs, labels = batch[:, :-1], batch[:, 1:]
-    with autocast(batch.device):
-        logits = model(input_ids=inputs, use_cache=False).logits  # [B, S, V]
-    logits = logits.float().reshape(-1, logits.shape[-1])  # [B*S, V]
-    ce = F.cross_entropy(logits, labels.reshape(-1))
-    if teacher is None or w == 0:
-        return ce
-    with torch.no_grad(), autocast(batch.device):
-        t_logits = teacher(input_ids=inputs, use_cache=False).logits
-    t_logp = F.log_softmax(t_logits.float().reshape(-1, t_logits.shape[-1]), -1)
-    kl = F.kl_div(F.log_softmax(logits, -1), t_logp, log_target=True, reduction="batchmean")
-    return (1 - w) * ce + w * kl
-
-
-@torch.no_grad()
-def evaluate(model: Any, rows: torch.Tensor, device: torch.device, teacher: Any = None) -> dict[str, float]:
-    """Mean cross-entropy over `rows` [N, S+1]; with a teacher, the share of positions where both argmaxes agree."""
-    model.eval()
-    losses, agree, total = [], 0, 0
-    for i in range(0, rows.shape[0], 8):
-        batch = rows[i : i + 8].to(device)
-        with autocast(device):
-            logits = model(input_ids=batch[:, :-1], use_cache=False).logits.float()
-            if teacher is not None:
-                t_top = teacher(input_ids=batch[:, :-1], use_cache=False).logits.argmax(-1)
-                agree += int((logits.argmax(-1) == t_top).sum())
-                total += t_top.numel()
-        losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)).item())
-    model.train()
-    out = {"loss": round(sum(losses) / len(losses), 4)}
-    if teacher is not None:
-        out["agreement"] = round(agree / max(1, total), 4)
-    return out
-
-
 # ---- one phase ---------------------------------------------------------------------------------------------------
 def train_phase(phase: PhaseConfig, cfg: RunConfig, feed: EpochFeed, valid: dict[str, torch.Tensor], tok: Any,
                 device: torch.device, teacher: Any = None) -> tuple[Any, dict[str, Any]]:
@@ -222,21 +180,21 @@ def train_phase(phase: PhaseConfig, cfg: RunConfig, feed: EpochFeed, valid: dict
             state["tokens_seen"] += batch.shape[0] * (batch.shape[1] - 1)
             if time.monotonic() - last_eval >= cfg.eval_seconds:
                 last_eval = time.monotonic()
-                record(model, state, valid, device, teacher, start, float(loss.item()))
-    record(model, state, valid, device, teacher, start, float(loss.item()))
+                record(model, state, valid, teacher, start, float(loss.item()))
+    record(model, state, valid, teacher, start, float(loss.item()))
     restore_best(model, state)
     state["epochs"] = round(state["tokens_seen"] / max(1, rows.shape[0] * cfg.seq_len), 2)  # epochs differ little
     state["wall_seconds"] = round(time.monotonic() - start, 1)
     return model, state
 
 
-def record(model: Any, state: dict[str, Any], valid: dict[str, torch.Tensor], device: torch.device, teacher: Any,
-           start: float, train_loss: float) -> None:
+def record(model: Any, state: dict[str, Any], valid: dict[str, torch.Tensor], teacher: Any, start: float,
+           train_loss: float) -> None:
     """Validate on both held-out sets, append to the history and print a line."""
-    fim = evaluate(model, valid["fim"], device, teacher)
+    fim = evaluate(model, valid["fim"], teacher)
     entry = {"tokens": state["tokens_seen"], "step": state["steps"], "seconds": round(time.monotonic() - start, 1),
              "train_loss": round(train_loss, 4), "valid_loss": fim["loss"],
-             "valid_loss_l2r": evaluate(model, valid["l2r"], device)["loss"]}
+             "valid_loss_l2r": evaluate(model, valid["l2r"])["loss"]}
     if "agreement" in fim:
         entry["agreement"] = fim["agreement"]
     state["history"].append(entry)

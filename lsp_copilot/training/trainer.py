@@ -94,33 +94,48 @@ def load_or_train_tokenizer(cfg: TrainConfig, train_files: list[SourceFile]):
     return AutoTokenizer.from_pretrained(cfg.out_dir)
 
 
-def batch_loss(model: PreTrainedModel, batch: torch.Tensor, teacher: PreTrainedModel | None, w: float) -> torch.Tensor:
-    """Next-token loss on batch [B, S+1]; with a teacher, mixed with KL(teacher || model) over the vocabulary."""
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on the device the tensors live on (CPU or accelerator)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def batch_loss(model: Any, batch: torch.Tensor, teacher: Any, w: float) -> torch.Tensor:
+    """Next-token cross-entropy on batch [B, S+1]; with a teacher, mixed with per-token KL(teacher || model)."""
     inputs, labels = batch[:, :-1], batch[:, 1:]
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        logits = model(input_ids=inputs).logits.float()  # [B, S, V]
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-    if teacher is None:
+    with autocast(batch.device):
+        logits = model(input_ids=inputs, use_cache=False).logits  # [B, S, V]
+    logits = logits.float().reshape(-1, logits.shape[-1])  # [B*S, V]
+    ce = F.cross_entropy(logits, labels.reshape(-1))
+    if teacher is None or w == 0:
         return ce
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-        t_logits = teacher(input_ids=inputs).logits.float()
-    kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits.clone(), -1), log_target=True,
-                  reduction="batchmean") / logits.shape[1]
+    with torch.no_grad(), autocast(batch.device):
+        t_logits = teacher(input_ids=inputs, use_cache=False).logits
+    t_logp = F.log_softmax(t_logits.float().reshape(-1, t_logits.shape[-1]), -1)
+    kl = F.kl_div(F.log_softmax(logits, -1), t_logp, log_target=True, reduction="batchmean")
     return (1 - w) * ce + w * kl
 
 
 @torch.no_grad()
-def validation_loss(model: PreTrainedModel, rows: torch.Tensor) -> float:
-    """Mean next-token cross-entropy over validation rows [N, S+1]."""
+def evaluate(model: Any, rows: torch.Tensor, teacher: Any = None) -> dict[str, float]:
+    """Mean cross-entropy over `rows` [N, S+1] (moved to the model's device); with a teacher, the share of positions
+    where both argmaxes agree."""
+    device = next(model.parameters()).device
     model.eval()
-    losses = []
+    losses, agree, total = [], 0, 0
     for i in range(0, rows.shape[0], 8):
-        batch = rows[i : i + 8]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = model(input_ids=batch[:, :-1]).logits.float()
+        batch = rows[i : i + 8].to(device)
+        with autocast(device):
+            logits = model(input_ids=batch[:, :-1], use_cache=False).logits.float()
+            if teacher is not None:
+                t_top = teacher(input_ids=batch[:, :-1], use_cache=False).logits.argmax(-1)
+                agree += int((logits.argmax(-1) == t_top).sum())
+                total += t_top.numel()
         losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)).item())
     model.train()
-    return sum(losses) / len(losses)
+    out = {"loss": round(sum(losses) / len(losses), 4)}
+    if teacher is not None:
+        out["agreement"] = round(agree / max(1, total), 4)
+    return out
 
 
 def save_checkpoint(model: PreTrainedModel, opt: torch.optim.Optimizer, state: dict, out_dir: Path) -> None:
@@ -217,8 +232,8 @@ def _record(model, opt, state, valid_rows, valid_l2r_rows, start, cfg, step) -> 
     """Validate, append to the history, print a line, and checkpoint."""
     entry = {
         "tokens": state["tokens_seen"], "step": step,
-        "valid_loss": round(validation_loss(model, valid_rows), 4),
-        "valid_loss_l2r": round(validation_loss(model, valid_l2r_rows), 4),
+        "valid_loss": evaluate(model, valid_rows)["loss"],
+        "valid_loss_l2r": evaluate(model, valid_l2r_rows)["loss"],
         "minutes": round((time.monotonic() - start) / 60, 2),
     }
     state["history"].append(entry)
