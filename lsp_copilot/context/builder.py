@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class ContextBuilder:
         self.snippets = SnippetRetriever(settings.snippet_window_lines, settings.snippet_stride_lines)
         self._open_defs: dict[str, tuple[int, list[Definition]]] = {}  # uri -> (version, definitions)
         self._open_by_name: tuple[object, dict[str, list[Definition]]] = ((), {})  # (uris+versions, name -> defs)
+        self._usage_patterns: dict[str, re.Pattern[str] | None] = {}  # import block -> its usage regex
 
     @property
     def settings(self) -> ContextSettings:
@@ -163,9 +165,7 @@ class ContextBuilder:
         if s.enable_index and not self.index.wait(0):
             ctx.notes.append("workspace index still building")
 
-        lookback_start = _line_start_before(text, line_start, s.definition_lookback_lines)
-        near = text[lookback_start:offset]
-        candidates = self._candidate_parts(doc, ctx, near, text, line_start, offset, store)
+        candidates = self._candidate_parts(doc, ctx, text, line_start, offset, store)
         parts_budget = int(s.budget_tokens * s.cross_file_share)
         ctx.parts = self._fit_parts(candidates, parts_budget)
         # The windows share what the parts left; what the suffix does not use goes to the prefix.
@@ -197,14 +197,15 @@ class ContextBuilder:
         """Tokens a part takes in the prompt: its text plus a label line (path and separator)."""
         return part.tokens + self.counter.line(part.path) + 2
 
-    def _candidate_parts(self, doc: Document, ctx: CompletionContext, near: str, text: str, line_start: int,
+    def _candidate_parts(self, doc: Document, ctx: CompletionContext, text: str, line_start: int,
                          offset: int, store: DocumentStore) -> list[ContextPart]:
         """All cross-file parts, highest priority first (definitions, imports, snippets), not yet fitted."""
         s = self.settings
         parts: list[ContextPart] = []
         imports = self.extractor.imports(doc.tree, text, doc.language) if s.enable_imports else ""
         if s.enable_definitions:
-            parts.extend(self._definition_parts(doc, near, imports, store))
+            names = self.definition_candidates(text, line_start, offset, imports)
+            parts.extend(self._definition_parts(doc, names, imports, store))
         if imports:
             parts.append(ContextPart("imports", ctx.path, imports, self.counter.line(imports)))
         if s.enable_snippets:
@@ -228,6 +229,61 @@ class ContextBuilder:
                 out.append(word)
         return out
 
+    def identifiers_after(self, after: str) -> list[str]:
+        """Identifiers used just below the cursor, nearest first (the code after the hole refers to its names too)."""
+        words = _IDENT.findall(after)
+        if words and after and (after[0].isalnum() or after[0] in "_$"):
+            words = words[1:]  # the rest of the word at the cursor is not a reference yet
+        return [w for w in dict.fromkeys(words) if len(w) > 1 and w not in _STOPWORDS]
+
+    def imported_usage(self, window: str, imports: str) -> list[str]:
+        """Names the file imports, or reaches through an imported module (`errors.ParseError`), most used first.
+
+        This is what the code around the cursor calls into other files even when the last lines do not mention it:
+        a line that raises `errors.HeaderParseError` is typical of a file that does so thirty times.
+        """
+        pattern = self._usage_pattern(imports)
+        if pattern is None:
+            return []
+        uses: Counter[str] = Counter()
+        owners: set[str] = set()  # imported names used as modules (`errors.`): what they hold counts, not they
+        for name, attr in pattern.findall(window):
+            if attr:
+                if attr not in _STOPWORDS:
+                    uses[attr] += 1
+                owners.add(name)
+            else:
+                uses[name] += 1
+        return [name for name, _ in uses.most_common() if name not in owners]
+
+    def _usage_pattern(self, imports: str) -> re.Pattern[str] | None:
+        """One regex per import block: an imported name, optionally followed by `.member` (cached per block)."""
+        if imports not in self._usage_patterns:
+            names = sorted((set(_IDENT.findall(imports)) - _STOPWORDS) - {"from", "import", "as", "require"},
+                           key=len, reverse=True)
+            names = [n for n in names if len(n) > 1]
+            if len(self._usage_patterns) >= 64:
+                self._usage_patterns.clear()
+            self._usage_patterns[imports] = re.compile(
+                rf"(?<![\w$.])({'|'.join(map(re.escape, names))})(?![\w$])"
+                rf"(?:\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*))?") if names else None
+        return self._usage_patterns[imports]
+
+    def definition_candidates(self, text: str, line_start: int, offset: int,
+                              imports: str) -> tuple[list[str], list[str]]:
+        """(names used around the cursor: above it, then just below it; imported names most used in the lines
+        around it). Each window is bounded in lines, so a keystroke's cost is too."""
+        s = self.settings
+        near = text[_line_start_before(text, line_start, s.definition_lookback_lines):offset]
+        below_end = _line_end_after(text, offset, s.definition_lookahead_lines)
+        names = list(dict.fromkeys([*self.identifiers_near(near), *self.identifiers_after(text[offset:below_end])]))
+        usage: list[str] = []
+        if s.definition_usage_lines and imports:
+            window_start = _line_start_before(text, line_start, s.definition_usage_lines)
+            window_end = _line_end_after(text, offset, s.definition_usage_lines)
+            usage = self.imported_usage(text[window_start:window_end], imports)
+        return names, usage
+
     def _open_definitions(self, doc: Document) -> list[Definition]:
         """The definitions of an open document, cached per version once its tree is fresh."""
         cached = self._open_defs.get(doc.uri)
@@ -243,32 +299,56 @@ class ContextBuilder:
             self._open_defs[doc.uri] = (doc.version, defs)
         return defs
 
-    def _definition_parts(self, doc: Document, near: str, imports: str, store: DocumentStore) -> list[ContextPart]:
-        """Definitions of the identifiers near the cursor: open documents first, then the index; grouped per file."""
-        s = self.settings
+    def _definitions_by_name(self, store: DocumentStore, doc: Document) -> tuple[dict[str, list[Definition]], set[str]]:
+        """Definitions of the other open documents by name (rebuilt only when one of them changed), and their paths."""
         open_docs = [d for d in store if d.uri != doc.uri]
         self._open_defs = {u: v for u, v in self._open_defs.items() if u in {d.uri for d in open_docs}}
-        open_paths = {self.relative_path(other) for other in open_docs}
         key = tuple((d.uri, d.version, d.fresh) for d in open_docs)
-        if self._open_by_name[0] != key:  # rebuilt only when another open document changed
+        if self._open_by_name[0] != key:
             by_name: dict[str, list[Definition]] = {}
             for other in open_docs:
                 for d in self._open_definitions(other):
                     by_name.setdefault(d.name, []).append(d)
             self._open_by_name = (key, by_name)
-        by_name = self._open_by_name[1]
+        return self._open_by_name[1], {self.relative_path(other) for other in open_docs}
+
+    def _definition_parts(self, doc: Document, candidates: tuple[list[str], list[str]], imports: str,
+                          store: DocumentStore) -> list[ContextPart]:
+        """Definitions of the candidate names, open documents first, then the index; grouped per file.
+
+        Priority: names used around the cursor whose definition is in an open document or a file the current file
+        imports; then the imported names most used nearby (found only in such files); then the other names used
+        around the cursor (a `.get` or `.value` on a local object matches methods anywhere: weak evidence).
+        """
+        s = self.settings
+        by_name, open_paths = self._definitions_by_name(store, doc)
         current = self.relative_path(doc)
         family = _FAMILIES.get(doc.language or "", doc.language)
-        chosen: list[Definition] = []
-        for name in self.identifiers_near(near):
+        import_words = set(_IDENT.findall(imports))
+
+        def related(d: Definition) -> bool:  # (a file whose name the imports mention: `from pkg import errors`)
+            return d.path in open_paths or Path(d.path).stem in import_words
+
+        def lookup(name: str) -> list[Definition]:
             found = list(by_name.get(name, []))
             if s.enable_index:
                 found += [d for d in self.index.lookup(name) if d.path not in open_paths]
             # Same file excluded; other languages too (a Lua `add` says nothing about a TypeScript `cart.add`).
             found = [d for d in found if d.path != current and self._family_of(d.path) == family]
-            # Files the current file imports come first, then shorter paths (closer to the root).
-            found.sort(key=lambda d: (Path(d.path).stem not in imports, d.path.count("/"), d.path, d.line))
-            for d in found[:2]:
+            # Related files (open or imported) first, then shorter paths (closer to the root).
+            found.sort(key=lambda d: (not related(d), d.path.count("/"), d.path, d.line))
+            return found[:2]
+
+        names, usage = candidates
+        strong: list[list[Definition]] = []
+        weak: list[list[Definition]] = []
+        for name in names:
+            found = lookup(name)
+            (strong if any(related(d) for d in found) else weak).append(found)
+        used = [[d for d in lookup(name) if related(d)] for name in usage if name not in names]
+        chosen: list[Definition] = []
+        for found in [*strong, *used, *weak]:
+            for d in found:
                 if any(c.contains(d) or c == d for c in chosen):
                     continue  # already shown inside a type
                 chosen = [c for c in chosen if not d.contains(c)] + [d]
@@ -340,6 +420,17 @@ def _line_start_before(text: str, line_start: int, lines: int) -> int:
             break
         start = text.rfind("\n", 0, start - 1) + 1
     return start
+
+
+def _line_end_after(text: str, offset: int, lines: int) -> int:
+    """The end of the line `lines` lines below the one holding `offset` (0: the end of that line)."""
+    end = offset
+    for _ in range(lines + 1):
+        nxt = text.find("\n", end)
+        if nxt < 0:
+            return len(text)
+        end = nxt + 1
+    return end - 1
 
 
 def _node_name(node: object) -> str | None:

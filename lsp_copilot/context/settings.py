@@ -31,6 +31,8 @@ class ContextSettings:
     enable_snippets: bool = True
     enable_index: bool = True  # the background workspace index (definitions from files that are not open)
     definition_lookback_lines: int = 15  # identifiers used this many lines above the cursor (and on its line)
+    definition_lookahead_lines: int = 5  # then those used this many lines below it
+    definition_usage_lines: int = 200  # then the imported names most used this many lines around it (0: off)
     max_definitions: int = 8
     max_definition_lines: int = 12  # a type's text is kept whole up to this many lines, else header + members
     snippet_window_lines: int = 12

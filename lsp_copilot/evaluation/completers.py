@@ -34,6 +34,7 @@ class Completion:
 
     text: str
     tokens: int = 0
+    context: str = ""  # the cross-file context the model was shown (what retrieval found), when the completer knows
 
 
 class Completer(Protocol):
@@ -91,7 +92,8 @@ class DirectSettings:
 class DirectModelCompleter:
     """A model completing with a plain greedy loop, without the pipeline (the reference when no pipeline exists).
 
-    Prompt: `<fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}` (SPM) or PSM; decoding stops at `<|endoftext|>`,
+    Prompt: `<|endoftext|><fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}` (SPM) or PSM, FIM sentinels banned
+    from the answer (as the server's pipeline does); decoding stops at `<|endoftext|>`,
     any other special token or the first newline, since every task this harness builds is single-line. With a
     `retriever` (query -> [(path, text)]), its blocks come first as `<file_sep>{path}\n{text}`, as in training.
     """
@@ -124,22 +126,27 @@ class DirectModelCompleter:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def encode_context(self, query: CompletionQuery) -> list[int]:
-        """`<file_sep>{path}\n{text}` per retrieved block (whole blocks, within the budget), then the file's header."""
+    def encode_context(self, query: CompletionQuery) -> tuple[list[int], str]:
+        """`<file_sep>{path}\n{text}` per retrieved block (whole blocks, within the budget), then the file's header;
+        and the blocks' text (what the completion reports as its context)."""
         blocks = self.retriever(query) if self.retriever is not None else []
         ids: list[int] = []
+        shown: list[str] = []
         for path, text in blocks:
             block = [self.file_sep, *self.encode(f"{path}\n"), *self.encode(text)]
             if len(ids) + len(block) <= self.settings.max_context_tokens:
                 ids += block
+                shown.append(f"{path}\n{text}")
         if ids or self.settings.file_header:
             ids += [self.file_sep, *self.encode(f"{query.path}\n")]
-        return ids
+        return ids, "\n".join(shown)
 
-    def encode_prompt(self, query: CompletionQuery) -> list[int]:
-        """Token ids: context, then FIM with the prefix cut from the left and the suffix from the right."""
+    def encode_prompt(self, query: CompletionQuery) -> tuple[list[int], str]:
+        """Token ids (`<|endoftext|>`, context, then FIM with the prefix cut from the left and the suffix from the
+        right; training packed each example after the previous one's end of text) and the context's text."""
         s = self.settings
-        context_ids = self.encode_context(query)
+        context_ids, shown = self.encode_context(query)
+        context_ids = [self.eos_id, *context_ids]
         budget = s.max_prompt_tokens - len(context_ids)  # invariant: context <= max_context_tokens < max_prompt
         chars = 8 * budget  # no token is longer than 8 characters on average: cut the text before tokenizing it
         prefix_ids, suffix_ids = self.encode(query.prefix[-chars:]), self.encode(query.suffix[:chars])
@@ -148,18 +155,26 @@ class DirectModelCompleter:
         prefix_ids, suffix_ids = prefix_ids[-prefix_budget:] if prefix_budget else [], suffix_ids[:suffix_budget]
         fp, fs, fm = self.sentinels
         if s.spm:
-            return [*context_ids, fp, fs, *suffix_ids, fm, *prefix_ids]
-        return [*context_ids, fp, *prefix_ids, fs, *suffix_ids, fm]
+            return [*context_ids, fp, fs, *suffix_ids, fm, *prefix_ids], shown
+        return [*context_ids, fp, *prefix_ids, fs, *suffix_ids, fm], shown
+
+    def next_token(self, logits: Any) -> int:
+        """Greedy over the answer's vocabulary: FIM sentinels and `<file_sep>` never appear in a middle (the server
+        bans them the same way); end of text stays allowed, it ends the answer."""
+        logits = logits.clone()
+        logits[[*self.sentinels, self.file_sep]] = float("-inf")
+        return int(logits.argmax())
 
     def __call__(self, query: CompletionQuery) -> Completion:
         import torch
 
-        ids = torch.tensor([self.encode_prompt(query)])  # [1, P]
+        prompt, shown = self.encode_prompt(query)
+        ids = torch.tensor([prompt])  # [1, P]
         out: list[int] = []
         text = ""
         with torch.inference_mode():
             step = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)  # logits [1, 1, V]
-            nxt = int(step.logits[0, -1].argmax())
+            nxt = self.next_token(step.logits[0, -1])
             while nxt not in self.stop_ids and len(out) < self.settings.max_new_tokens:
                 out.append(nxt)
                 text = self.tokenizer.decode(out, skip_special_tokens=False)
@@ -167,8 +182,8 @@ class DirectModelCompleter:
                     break
                 # invariant: step.cache holds the keys/values of the prompt and of out[:-1]
                 step = self.model(input_ids=torch.tensor([[nxt]]), cache=step.cache, use_cache=True)  # [1, 1, V]
-                nxt = int(step.logits[0, -1].argmax())
-        return Completion(first_line(text), len(out))
+                nxt = self.next_token(step.logits[0, -1])
+        return Completion(first_line(text), len(out), shown)
 
 
 class PipelineCompleter:

@@ -15,6 +15,7 @@ While a task runs, its file in the workspace holds the task's text, so the index
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 import shutil
 import sys
@@ -265,7 +266,33 @@ def evaluate(
               score_system("with workspace index", expected, on)]
     for score, results in zip(scores, (off, on), strict=True):
         score.extra["callee_match"] = round(callee_match(tasks, results), 4)
+        score.extra["context_recall"] = round(context_recall(tasks, results), 4)
+        score.extra["edit_similarity"] = round(edit_similarity(tasks, results), 4)
     return scores
+
+
+def edit_similarity(tasks: Sequence[CrossFileTask], results: Sequence[TimedCompletion]) -> float:
+    """Mean similarity (0..1, `difflib` ratio) of the completion's first line to the expected line, both stripped.
+
+    CrossCodeEval's second metric beside exact match: it moves when a model gets closer without getting it all.
+    """
+    total = 0.0
+    for task, result in zip(tasks, results, strict=True):
+        got = result.completion.text.split("\n", 1)[0].strip()
+        total += difflib.SequenceMatcher(None, got, task.expected).ratio()
+    return total / len(tasks) if tasks else 0.0
+
+
+def context_recall(tasks: Sequence[CrossFileTask], results: Sequence[TimedCompletion]) -> float:
+    """Share of tasks whose prompt showed the definition (`def`/`class` line) of every name the answer calls.
+
+    Retrieval's own score, independent of what the model makes of it (CrossCodeEval reports the same split).
+    """
+    hits = 0
+    for task, result in zip(tasks, results, strict=True):
+        shown = result.completion.context
+        hits += all(re.search(rf"\b(?:def|class)\s+{re.escape(c.rsplit('.', 1)[-1])}\b", shown) for c in task.callees)
+    return hits / len(tasks) if tasks else 0.0
 
 
 _CALLED_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
@@ -320,11 +347,15 @@ def run_crossfile(
         "systems": [s.to_json() for s in scores],
         "exact_match_gain": round(on.exact_match - off.exact_match, 4),
         "callee_match_gain": round(on.extra["callee_match"] - off.extra["callee_match"], 4),
+        "context_recall": on.extra["context_recall"],
+        "edit_similarity_gain": round(on.extra["edit_similarity"] - off.extra["edit_similarity"], 4),
     }
     title = (f"crossfile: {len(tasks)} of {len(all_tasks)} lines calling a sibling module's definition "
              f"({', '.join(settings.packages)}), exact match")
     table = format_table(title, scores) + "\n" + "\n".join(
-        f"{s.name}: calls what the expected line calls in {100 * s.extra['callee_match']:.1f}% of tasks"
+        f"{s.name}: calls what the expected line calls in {100 * s.extra['callee_match']:.1f}% of tasks; "
+        f"the prompt showed the called definitions in {100 * s.extra['context_recall']:.1f}%; "
+        f"edit similarity {100 * s.extra['edit_similarity']:.1f}%"
         for s in scores)
     emit(report, table, as_json, out)
     return report

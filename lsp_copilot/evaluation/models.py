@@ -62,7 +62,8 @@ class PipelineCompleter:
         for _ in run.iterate():
             pass
         suggestion = run.suggestion()
-        return Completion(suggestion.text, suggestion.tokens)
+        shown = "\n".join(f"{part.path}\n{part.text}" for part in run.prepared.ctx.parts)
+        return Completion(suggestion.text, suggestion.tokens, shown)
 
     def count_tokens(self, text: str) -> int:
         return int(self.model.engine.count_tokens(text))

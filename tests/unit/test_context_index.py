@@ -153,3 +153,56 @@ def test_builder_background_index_and_open_document_preferred(py_ws: Path) -> No
     assert any("unsaved_param" in t for t in texts)
     assert not any("scale: float" in t for t in texts)
     builder.close()
+
+
+def _package(tmp_path: Path) -> Path:
+    """A package whose parser raises errors from a sibling module far from the cursor, plus an unrelated `get`."""
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "errors.py").write_text(
+        "class ParseError(ValueError):\n    \"\"\"The input is not well formed.\"\"\"\n\n"
+        "class MissingFieldError(ParseError):\n    \"\"\"A required field is absent.\"\"\"\n")
+    (root / "pkg" / "store.py").write_text("class Store:\n    def get(self, key, default=None):\n        pass\n")
+    filler = "".join(f"    width_{i} = {i}\n" for i in range(30))
+    (root / "pkg" / "parser.py").write_text(
+        "from pkg import errors\n\n\ndef header(line):\n    if not line:\n"
+        "        raise errors.ParseError('empty')\n    if ':' not in line:\n"
+        "        raise errors.MissingFieldError(line)\n    return line\n\n\n"
+        f"def body(fields):\n{filler}    value = fields.get('body')\n    \n    return value\n")
+    return root
+
+
+def test_imported_names_used_around_the_cursor_come_before_unrelated_method_matches(tmp_path: Path) -> None:
+    from lsp_copilot.documents import DocumentStore
+
+    root = _package(tmp_path)
+    parser = root / "pkg" / "parser.py"
+    text = parser.read_text()
+    offset = text.index("    \n    return value") + 4  # an empty line of `body`, 25 lines below the last `errors.`
+    store = DocumentStore()
+    doc = store.open(parser.as_uri(), "python", 1, text)
+    builder = ContextBuilder(ContextSettings(max_definitions=2), estimate_tokens)
+    builder.set_workspace([root], background=False)
+    defs = [p for p in builder.build(doc, offset, store).parts if p.kind == "definitions"]
+    # `errors.ParseError` / `errors.MissingFieldError` are used above, out of the 15-line lookback; `fields.get`
+    # is near the cursor but only matches a method of a module the file does not import.
+    assert [p.path for p in defs] == ["pkg/errors.py"]
+    assert "class ParseError(ValueError):" in defs[0].text and "class MissingFieldError(ParseError):" in defs[0].text
+    builder.settings = ContextSettings(max_definitions=2, definition_usage_lines=0)  # usage ranking off
+    defs = [p for p in builder.build(doc, offset, store).parts if p.kind == "definitions"]
+    assert [p.path for p in defs] == ["pkg/store.py"]  # only the weak, near-the-cursor match is left
+    builder.close()
+
+
+def test_imported_usage_counts_qualified_and_plain_uses_of_imported_names() -> None:
+    window = "a = errors.Bad()\nb = errors.Bad()\nc = errors.Worse()\nd = helper(x)\ne = local.Bad2()\n"
+    imports = "from pkg import errors\nfrom pkg.util import helper\n"
+    builder = ContextBuilder(ContextSettings(enable_index=False), estimate_tokens)
+    assert builder.imported_usage(window, imports) == ["Bad", "Worse", "helper"]  # `errors` is a module
+    assert builder.imported_usage("x = other.errors.Bad()\n", imports) == []  # an attribute named `errors`
+
+
+def test_identifiers_after_skip_the_rest_of_the_word_at_the_cursor() -> None:
+    builder = ContextBuilder(ContextSettings(enable_index=False), estimate_tokens)
+    assert builder.identifiers_after("rest_of_word(x)\n    return total + count(items)\n") == [
+        "total", "count", "items"]

@@ -47,11 +47,15 @@ def test_models_with_different_vocabularies_are_refused(tiny_models: tuple[Path,
 def test_the_cached_decode_equals_a_plain_greedy_loop(tiny_models: tuple[Path, Path]) -> None:
     completer = DirectModelCompleter(tiny_models[0], DirectSettings(max_new_tokens=12))
     query = CompletionQuery("def area(w, h):\n    \n\nprint(area(2, 3))\n", 20, "a.py")
-    ids = completer.encode_prompt(query)
+    ids, _ = completer.encode_prompt(query)
+    assert ids[0] == completer.eos_id  # packed training rows: every example follows an end of text
     produced: list[int] = []
+    banned = [*completer.sentinels, completer.file_sep]
     with torch.inference_mode():
         for _ in range(12):  # no cache: the whole sequence every step
-            nxt = int(completer.model(input_ids=torch.tensor([ids + produced])).logits[0, -1].argmax())
+            logits = completer.model(input_ids=torch.tensor([ids + produced])).logits[0, -1]
+            logits[banned] = float("-inf")  # FIM sentinels never appear in an answer
+            nxt = int(logits.argmax())
             if nxt in completer.stop_ids or "\n" in completer.tokenizer.decode([*produced, nxt]):
                 break
             produced.append(nxt)

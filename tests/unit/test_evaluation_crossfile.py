@@ -172,3 +172,30 @@ def test_an_unknown_package_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nosuchpkg"):
         load_tasks(("nosuchpkg",), tmp_path)
 
+
+
+def test_context_recall_needs_every_called_definition_in_the_prompt(toy_root: Path) -> None:
+    from lsp_copilot.evaluation.completers import Completion, TimedCompletion
+    from lsp_copilot.evaluation.crossfile import context_recall
+
+    task = next(t for t in toy_tasks(toy_root) if t.expected == "a = hlp(z)")  # calls toy.helpers.helper
+    shown = ('toy/helpers.py\ndef helper(x):\n    """Double x."""', "toy/helpers.py\ndef helper_two(x): ...", "")
+    assert [context_recall([task], [TimedCompletion(Completion("", 0, c), 0.0)]) for c in shown] == [1.0, 0.0, 0.0]
+
+
+def test_the_server_pipeline_on_the_embedded_model_reports_what_retrieval_showed(toy_root: Path) -> None:
+    report = run_crossfile(settings=CrossFileSettings(packages=("toy",), source_root=toy_root, progress=False),
+                           out=io.StringIO())
+    off, on = report["systems"]
+    assert report["completion_path"] == "pipeline" and report["tasks"] == 3
+    assert off["extra"]["context_recall"] == 0.0  # the file alone: no other file's definitions
+    assert on["extra"]["context_recall"] > 0.0 and report["context_recall"] == on["extra"]["context_recall"]
+
+
+def test_edit_similarity_rewards_getting_closer(toy_root: Path) -> None:
+    from lsp_copilot.evaluation.completers import Completion, TimedCompletion
+    from lsp_copilot.evaluation.crossfile import edit_similarity
+
+    task = next(t for t in toy_tasks(toy_root) if t.expected == "a = hlp(z)")
+    scores = [edit_similarity([task], [TimedCompletion(Completion(t), 0.0)]) for t in ("a = hlp(z)", "a = hl(z)", "")]
+    assert scores[0] == 1.0 and 0.5 < scores[1] < 1.0 and scores[2] == 0.0

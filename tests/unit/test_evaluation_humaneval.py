@@ -163,9 +163,9 @@ def test_a_tiny_real_model_completes_one_line(tiny_models: tuple[Path, Path], al
     target, _ = tiny_models
     completer = DirectModelCompleter(target)
     task = all_tasks[0]
-    prompt = completer.encode_prompt(task.query())
+    prompt, _ = completer.encode_prompt(task.query())
     fim_prefix, fim_suffix, fim_middle = completer.sentinels
-    assert prompt[:2] == [fim_prefix, fim_suffix] and prompt.count(fim_middle) == 1  # SPM layout
+    assert prompt[:3] == [completer.eos_id, fim_prefix, fim_suffix] and prompt.count(fim_middle) == 1  # SPM layout
     completion = completer(task.query())
     assert "\n" not in completion.text and 0 < completion.tokens <= completer.settings.max_new_tokens
 
