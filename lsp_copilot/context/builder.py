@@ -86,6 +86,7 @@ class ContextBuilder:
         self._open_defs: dict[str, tuple[int, list[Definition]]] = {}  # uri -> (version, definitions)
         self._open_by_name: tuple[object, dict[str, list[Definition]]] = ((), {})  # (uris+versions, name -> defs)
         self._usage_patterns: dict[str, re.Pattern[str] | None] = {}  # import block -> its usage regex
+        self._relative: dict[str, str] = {}  # uri -> workspace-relative path (resolving a path costs syscalls)
 
     @property
     def settings(self) -> ContextSettings:
@@ -115,6 +116,7 @@ class ContextBuilder:
     # -- workspace ---------------------------------------------------------------------------------------------------
     def set_workspace(self, roots: list[Path], background: bool = True) -> None:
         """Set the workspace folders and (re)start the background index."""
+        self._relative.clear()
         self.index.set_roots(roots, background=background)
 
     def wait_until_indexed(self, timeout: float | None = None) -> bool:
@@ -133,7 +135,12 @@ class ContextBuilder:
         self.index.close()
 
     def relative_path(self, doc: Document) -> str:
-        return self.index.relative(doc.path) if doc.path is not None else doc.uri
+        """The document's path relative to its workspace root (cached per URI until the workspace changes)."""
+        if doc.uri not in self._relative:
+            if len(self._relative) >= 10_000:  # bounded: a long session opens many documents
+                self._relative.clear()
+            self._relative[doc.uri] = self.index.relative(doc.path) if doc.path is not None else doc.uri
+        return self._relative[doc.uri]
 
     # -- the context -------------------------------------------------------------------------------------------------
     def build(self, doc: Document, offset: int, store: DocumentStore) -> CompletionContext:

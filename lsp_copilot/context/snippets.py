@@ -87,20 +87,23 @@ class SnippetRetriever:
         local_set = identifier_set(local)
         if not query_set:
             return []
-        scored: list[tuple[float, str, str, int, int, list[str]]] = []
+        scored: list[tuple[float, str, str, int, int, list[str], frozenset[str]]] = []
         for key, version, path, text in candidates:
             lines, windows = self.windows(key, version, text)
             n_query = len(query_set)
             for w in windows:
                 inter = len(query_set & w.idents)  # jaccard(query_set, w.idents), inlined: this loop is the hot one
                 score = inter / (n_query + len(w.idents) - inter)
-                # Near-duplicate: the window's identifiers are (almost) all in the code around the cursor already.
-                if score >= min_similarity and containment(w.idents, local_set) < duplicate_similarity:
-                    scored.append((score, key, path, w.start_line, w.end_line, lines))
+                if score >= min_similarity:
+                    scored.append((score, key, path, w.start_line, w.end_line, lines, w.idents))
         scored.sort(key=lambda s: (-s[0], s[2], s[3]))
         chosen: list[Snippet] = []
         taken: dict[str, list[tuple[int, int]]] = {}
-        for score, key, path, start, end, lines in scored:
+        for score, key, path, start, end, lines, idents in scored:
+            # Near-duplicate: the window's identifiers are (almost) all in the code around the cursor already.
+            # (Checked here, best first, rather than for every window: a skipped window never blocks another.)
+            if containment(idents, local_set) >= duplicate_similarity:
+                continue
             if any(start < e and s < end for s, e in taken.get(key, [])):
                 continue  # overlaps a better window of the same file
             taken.setdefault(key, []).append((start, end))
