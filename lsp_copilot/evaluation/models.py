@@ -57,6 +57,9 @@ class PipelineCompleter:
             builder.update_file(path, query.text)
         store = DocumentStore()
         doc = store.open(path.as_uri(), "python" if path.suffix == ".py" else "plaintext", 1, query.text, path)
+        # An editor opened the file long before the keystroke: the tree is there (the server itself never waits
+        # more than `tree_wait_ms`, which would make the scores depend on the machine's load).
+        doc.wait_fresh(30.0)
         pipeline = Pipeline(self.model, builder, self.settings.completion)
         run = pipeline.start(pipeline.prepare(doc, query.offset, store))
         for _ in run.iterate():

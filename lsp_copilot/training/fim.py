@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from lsp_copilot.training.tokenizer import EOS, FILE_SEP, FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX
@@ -17,6 +18,8 @@ class FimRates:
     whole_lines: float = 0.5  # middle = 1-3 whole lines, starting at column 0 or after the indentation
     line_rest: float = 0.25  # middle = the rest of a line from a random column (typing mid-line)
     max_char_middle: int = 240  # char-level middles are at most this long
+    call_lines: float = 0.0  # share of FIM examples with cross-file context whose middle is a line calling one of
+    # the context's definitions (teaches using what the index shows; off in the shipped weights' recipe)
 
 
 def _line_starts(text: str) -> list[int]:
@@ -53,6 +56,26 @@ def choose_middle(text: str, rng: random.Random, rates: FimRates) -> tuple[int, 
     return start, end
 
 
+_DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+
+
+def call_line(text: str, context: list[tuple[str, str]], rng: random.Random) -> tuple[int, int] | None:
+    """[start, end) of a random line of `text` that calls a name defined in `context` (from after its indentation
+    to its end), or None when no line does."""
+    names = {name for _, ctx_text in context for name in _DEFINED.findall(ctx_text)}
+    if not names:
+        return None
+    call = re.compile(rf"\b(?:{'|'.join(map(re.escape, sorted(names)))})\s*\(")
+    lines = []
+    for start in _line_starts(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        line = text[start:end]
+        if call.search(line) and not line.lstrip().startswith(("def ", "class ", "#")):
+            lines.append((start + len(line) - len(line.lstrip(" \t")), end))
+    return rng.choice(lines) if lines else None
+
+
 def render_fim(prefix: str, middle: str, suffix: str, spm: bool) -> list[str]:
     """The example as a list of pieces, each tokenized separately (so the cut never merges tokens).
 
@@ -80,5 +103,6 @@ def make_example(
         pieces += render_file_header(path)
     if rng.random() >= rates.fim:
         return [*pieces, text, EOS]
-    start, end = choose_middle(text, rng, rates)
+    span = call_line(text, context, rng) if context and rng.random() < rates.call_lines else None
+    start, end = span if span is not None else choose_middle(text, rng, rates)
     return pieces + render_fim(text[:start], text[start:end], text[end:], spm=rng.random() < rates.spm)

@@ -57,6 +57,7 @@ class TrainConfig:
     corpus_root: Path | None = None  # default: the running Python's stdlib
     seed: int = 0
     threads: int = 0  # 0 = torch default
+    call_lines: float = 0.0  # FimRates.call_lines: middles that call a definition shown in the cross-file context
 
 
 def build_model(role: str, vocab_size: int, eos_id: int, pad_id: int,
@@ -155,7 +156,7 @@ def train(cfg: TrainConfig) -> dict:
     if not valid_files:  # a tiny corpus (tests): validate on the training files
         valid_files = train_files
     tok = load_or_train_tokenizer(cfg, train_files)
-    rates = FimRates()
+    rates = FimRates(call_lines=cfg.call_lines)
 
     prev_state: dict[str, Any] = {}
     model: PreTrainedModel

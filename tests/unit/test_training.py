@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lsp_copilot.training.corpus import SourceFile, is_held_out, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, chunk_file, extract_definitions
-from lsp_copilot.training.fim import FimRates, choose_middle, make_example
+from lsp_copilot.training.fim import FimRates, call_line, choose_middle, make_example
 from lsp_copilot.training.tokenizer import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, SPECIAL_TOKENS
 
 SOURCE = '''import os
@@ -71,6 +72,21 @@ def test_examples_render_psm_and_spm() -> None:
     assert kinds == {"psm", "spm", "l2r"}
 
 
+def test_with_context_the_middle_is_often_a_line_calling_a_shown_definition() -> None:
+    user = "import box\n\n\ndef build(parts):\n    path = box.join_all(parts)\n    return path.upper()\n"
+    context = [("pkg/box.py", 'def join_all(parts):\n    """Join path parts."""\n')]
+    rng = random.Random(3)
+    middles = []
+    for _ in range(200):
+        pieces = make_example(user, "pkg/use.py", context, rng, FimRates(fim=1.0, call_lines=0.5))
+        middles.append(pieces[-2])
+    calls = middles.count("path = box.join_all(parts)\n")  # from after the indentation to the end of the line
+    assert 70 <= calls <= 130  # about half; the rest keep the usual mixture
+    assert call_line(user, [("pkg/other.py", "def unrelated():\n    pass\n")], rng) is None
+    no_context = [make_example(user, "pkg/use.py", [], rng, FimRates(fim=1.0))[-2] for _ in range(200)]
+    assert no_context.count("path = box.join_all(parts)\n") < 40
+
+
 def test_definitions_and_cross_file_context() -> None:
     defs = {d.name: d.text for d in extract_definitions(SOURCE)}
     assert defs["join_all"] == 'def join_all(parts):\n    """Join path parts."""'
@@ -102,9 +118,22 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
     ids = tok(f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}", add_special_tokens=False)["input_ids"]
     assert tok.convert_tokens_to_ids(FIM_PREFIX) in ids
     assert tok.decode(ids) == f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}"
-    subprocess.run([*cmd, "--resume", "--only", "target"], check=True, capture_output=True, timeout=600)
+    subprocess.run([*cmd, "--resume", "--only", "target", "--call-lines", "0.5"], check=True, capture_output=True,
+                   timeout=600)
     state = json.loads((out / "target" / "train_state.json").read_text())
     assert state["tokens_seen"] == 2 * 3 * 2 * 64  # continued from the saved counters
+    assert state["config"]["call_lines"] == 0.5
+    # What ships: fp16 weights (the CPU trainer saves fp32), loadable, the same model up to fp16 rounding.
+    from lsp_copilot.training.export import export_model
+
+    export_model(out / "target", tmp_path / "shipped")
+    shipped = AutoModelForCausalLM.from_pretrained(tmp_path / "shipped", dtype=torch.float32)
+    trained = AutoModelForCausalLM.from_pretrained(out / "target", dtype=torch.float32)
+    assert (tmp_path / "shipped" / "model.safetensors").stat().st_size < 0.6 * (
+        out / "target" / "model.safetensors").stat().st_size
+    assert not (tmp_path / "shipped" / "optimizer.pt").exists()
+    for (name, a), (_, b) in zip(trained.state_dict().items(), shipped.state_dict().items(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
 
 
 def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path: Path) -> None:
