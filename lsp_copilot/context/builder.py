@@ -19,6 +19,7 @@ from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
 
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_MEMBER_ACCESS = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)?$")
 # Words that are never worth a definition lookup (keywords and builtins common to the supported languages).
 _STOPWORDS = frozenset({
     "and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const", "continue", "def",
@@ -212,7 +213,8 @@ class ContextBuilder:
         imports = self.extractor.imports(doc.tree, text, doc.language) if s.enable_imports else ""
         if s.enable_definitions:
             names = self.definition_candidates(text, line_start, offset, imports)
-            parts.extend(self._definition_parts(doc, names, imports, store))
+            member = self.member_access(text[line_start:offset], imports)
+            parts.extend(self._definition_parts(doc, names, imports, store, member))
         if imports:
             parts.append(ContextPart("imports", ctx.path, imports, self.counter.line(imports)))
         if s.enable_snippets:
@@ -276,6 +278,15 @@ class ContextBuilder:
                 rf"(?:\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*))?") if names else None
         return self._usage_patterns[imports]
 
+    @staticmethod
+    def member_access(line_before: str, imports: str) -> tuple[str, str] | None:
+        """(module, typed part of the member) when the cursor follows `module.` (or `module::`, `module->`) and
+        the file imports that module: the user is choosing one of its definitions right now."""
+        m = _MEMBER_ACCESS.search(line_before)
+        if m is None or m.group(1) not in set(_IDENT.findall(imports)) - _STOPWORDS:
+            return None
+        return m.group(1), m.group(2) or ""
+
     def definition_candidates(self, text: str, line_start: int, offset: int,
                               imports: str) -> tuple[list[str], list[str]]:
         """(names used around the cursor: above it, then just below it; imported names most used in the lines
@@ -320,12 +331,13 @@ class ContextBuilder:
         return self._open_by_name[1], {self.relative_path(other) for other in open_docs}
 
     def _definition_parts(self, doc: Document, candidates: tuple[list[str], list[str]], imports: str,
-                          store: DocumentStore) -> list[ContextPart]:
+                          store: DocumentStore, member: tuple[str, str] | None = None) -> list[ContextPart]:
         """Definitions of the candidate names, open documents first, then the index; grouped per file.
 
-        Priority: names used around the cursor whose definition is in an open document or a file the current file
-        imports; then the imported names most used nearby (found only in such files); then the other names used
-        around the cursor (a `.get` or `.value` on a local object matches methods anywhere: weak evidence).
+        Priority: when the cursor follows `module.`, that module's definitions (those starting with what is typed
+        first); then names used around the cursor whose definition is in an open document or a file the current
+        file imports; then the imported names most used nearby (found only in such files); then the other names
+        used around the cursor (a `.get` or `.value` on a local object matches methods anywhere: weak evidence).
         """
         s = self.settings
         by_name, open_paths = self._definitions_by_name(store, doc)
@@ -347,14 +359,24 @@ class ContextBuilder:
             return found[:2]
 
         names, usage = candidates
+        members: list[list[Definition]] = []
+        if member is not None:
+            module, typed = member
+            found = [d for other in store if other.uri != doc.uri and Path(self.relative_path(other)).stem == module
+                     for d in self._open_definitions(other)]
+            if s.enable_index:
+                found += [d for d in self.index.definitions_in_module(module) if d.path not in open_paths]
+            found = [d for d in found if d.path != current and self._family_of(d.path) == family]
+            members = [[d] for d in sorted(found, key=lambda d: not d.name.startswith(typed))]  # stable: file order
         strong: list[list[Definition]] = []
         weak: list[list[Definition]] = []
         for name in names:
             found = lookup(name)
             (strong if any(related(d) for d in found) else weak).append(found)
-        used = [[d for d in lookup(name) if related(d)] for name in usage if name not in names]
+        near = set(names)
+        used = [[d for d in lookup(name) if related(d)] for name in usage if name not in near]
         chosen: list[Definition] = []
-        for found in [*strong, *used, *weak]:
+        for found in [*members, *strong, *used, *weak]:
             for d in found:
                 if any(c.contains(d) or c == d for c in chosen):
                     continue  # already shown inside a type

@@ -127,6 +127,7 @@ class WorkspaceIndex:
         self._rules = IgnoreRules([], settings)
         self._files: dict[Path, list[Definition]] = {}  # resolved path -> its definitions
         self._by_name: dict[str, dict[Path, list[Definition]]] = {}
+        self._by_stem: dict[str, set[Path]] = {}  # file name without extension (a module's name) -> its files
         self._touched: set[Path] = set()  # updated by update_file during a build: the build must not overwrite
         self._local = threading.local()  # per-thread parsers (tree-sitter parsers are not thread-safe)
         self._cancel = threading.Event()
@@ -153,6 +154,7 @@ class WorkspaceIndex:
             self._rules = IgnoreRules([r for r in resolved if r.is_dir()], self.settings)
             self._files.clear()
             self._by_name.clear()
+            self._by_stem.clear()
             self._touched.clear()
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -209,6 +211,11 @@ class WorkspaceIndex:
         with self._lock:
             per_path = self._by_name.get(name)
             return [d for defs in per_path.values() for d in defs] if per_path else []
+
+    def definitions_in_module(self, stem: str) -> list[Definition]:
+        """The definitions of the indexed files named `stem` (`errors` -> errors.py, errors.ts, ...), in file order."""
+        with self._lock:
+            return [d for path in sorted(self._by_stem.get(stem, ())) for d in self._files.get(path, [])]
 
     def relative(self, path: Path) -> str:
         """The path relative to its workspace root (posix), or the path itself when outside every root."""
@@ -353,8 +360,14 @@ class WorkspaceIndex:
                     per_path.pop(path, None)
                     if not per_path:
                         del self._by_name[old.name]
+            same_stem = self._by_stem.get(path.stem)
+            if same_stem is not None:
+                same_stem.discard(path)
+                if not same_stem:
+                    del self._by_stem[path.stem]
             if not defs:
                 return
             self._files[path] = defs
+            self._by_stem.setdefault(path.stem, set()).add(path)
             for d in defs:
                 self._by_name.setdefault(d.name, {}).setdefault(path, []).append(d)

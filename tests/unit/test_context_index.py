@@ -206,3 +206,34 @@ def test_identifiers_after_skip_the_rest_of_the_word_at_the_cursor() -> None:
     builder = ContextBuilder(ContextSettings(enable_index=False), estimate_tokens)
     assert builder.identifiers_after("rest_of_word(x)\n    return total + count(items)\n") == [
         "total", "count", "items"]
+
+
+@pytest.mark.parametrize(("typed", "first"), [("Miss", "class MissingFieldError(ParseError):"),
+                                              ("", "class ParseError(ValueError):")])
+def test_after_an_imported_module_and_a_dot_its_definitions_come_first(tmp_path: Path, typed: str,
+                                                                       first: str) -> None:
+    from lsp_copilot.documents import DocumentStore
+
+    root = _package(tmp_path)
+    parser = root / "pkg" / "parser.py"
+    text = parser.read_text().replace("    \n    return value", f"    raise errors.{typed}\n    return value")
+    offset = text.index(f"errors.{typed}\n") + len(f"errors.{typed}")
+    store = DocumentStore()
+    doc = store.open(parser.as_uri(), "python", 1, text)
+    builder = ContextBuilder(ContextSettings(max_definitions=1), estimate_tokens)
+    builder.set_workspace([root], background=False)
+    defs = [p for p in builder.build(doc, offset, store).parts if p.kind == "definitions"]
+    assert [p.path for p in defs] == ["pkg/errors.py"] and defs[0].text.startswith(first)
+    assert ContextBuilder.member_access("    x = local.", "from pkg import errors\n") is None  # not a module
+    builder.close()
+
+
+def test_definitions_by_module_follow_changes_and_deletions(py_ws: Path) -> None:
+    index = _index()
+    index.set_roots([py_ws], background=False)
+    assert {"Shape", "area_of", "circle_area"} <= {d.name for d in index.definitions_in_module("geometry")}
+    assert index.definitions_in_module("no_such_module") == []
+    index.update_file(py_ws / "geometry.py", "def only_this():\n    pass\n")
+    assert [d.name for d in index.definitions_in_module("geometry")] == ["only_this"]
+    index.update_file(py_ws / "geometry.py", None)
+    assert index.definitions_in_module("geometry") == []
