@@ -228,13 +228,14 @@ def run_eval(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else target
     draft_dir = Path(args.draft) if args.draft else (draft if not args.model else None)
     if args.what == "humaneval-infill":
-        from lsp_copilot.evaluation.humaneval_infill import run_humaneval_infill
+        from lsp_copilot.evaluation.humaneval_infill import HumanEvalSettings, run_humaneval_infill
 
-        run_humaneval_infill(model, draft_dir, args.limit, as_json=args.json)
+        run_humaneval_infill(model, draft_dir, args.limit, as_json=args.json,
+                             settings=HumanEvalSettings(direct=args.direct))
     else:
-        from lsp_copilot.evaluation.crossfile import run_crossfile
+        from lsp_copilot.evaluation.crossfile import CrossFileSettings, run_crossfile
 
-        run_crossfile(model, args.limit, as_json=args.json)
+        run_crossfile(model, args.limit, as_json=args.json, settings=CrossFileSettings(direct=args.direct))
     return 0
 
 
@@ -328,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
     p.add_argument("--model")
     p.add_argument("--draft")
+    p.add_argument("--direct", action="store_true",
+                   help="complete with a plain greedy loop in the embedded models' training layout (and, for "
+                        "crossfile, their training-style retrieval) instead of the server's pipeline")
     p.set_defaults(func=run_eval)
 
     _add_train(sub)

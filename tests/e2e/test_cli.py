@@ -49,3 +49,19 @@ def test_context_shows_parts_and_prompt(workspace: Path, embedded_models: tuple[
     assert described["template"] == "embedded"
     assert "<fim_middle>" in described["prompt"]
     assert any("helpers.py" in part["source"] and "def shout" in part["text"] for part in described["parts"])
+
+
+def test_eval_commands_print_a_json_report_last(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
+    """Both evaluations as processes on the embedded models, through the pipeline and through the direct loop."""
+    reports = {}
+    for what, extra in (("humaneval-infill", ()), ("crossfile", ()), ("crossfile", ("--direct",))):
+        out = _cli("eval", what, "--limit", "2", "--json", *extra, cwd=workspace)
+        assert out.returncode == 0, out.stderr
+        reports[(what, extra)] = json.loads(out.stdout.strip().splitlines()[-1])
+    humaneval = reports[("humaneval-infill", ())]
+    assert humaneval["tasks"] == 2 and humaneval["completion_path"]["target"] == "pipeline"
+    assert [s["name"] for s in humaneval["systems"]][:2] == ["target", "draft"]
+    assert reports[("crossfile", ())]["completion_path"] == "pipeline"
+    direct = reports[("crossfile", ("--direct",))]
+    assert direct["completion_path"] == "direct" and direct["tasks"] == 2
+    assert {"context_recall", "edit_similarity_gain"} <= direct.keys()
