@@ -103,6 +103,8 @@ def make_example(
         pieces += render_file_header(path)
     if rng.random() >= rates.fim:
         return [*pieces, text, EOS]
-    span = call_line(text, context, rng) if context and rng.random() < rates.call_lines else None
+    # (no random draw when call-line middles are off: the shipped recipe's random stream stays what it was)
+    span = call_line(text, context, rng) if context and rates.call_lines and rng.random() < rates.call_lines \
+        else None
     start, end = span if span is not None else choose_middle(text, rng, rates)
     return pieces + render_fim(text[:start], text[start:end], text[end:], spm=rng.random() < rates.spm)
