@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,20 +230,14 @@ class ContextBuilder:
         words = _IDENT.findall(near)
         if words and near and (near[-1].isalnum() or near[-1] in "_$"):
             words = words[:-1]  # the word being typed is not a reference yet
-        seen: set[str] = set()
-        out = []
-        for word in reversed(words):
-            if word not in seen and len(word) > 1 and word not in _STOPWORDS:
-                seen.add(word)
-                out.append(word)
-        return out
+        return _references(reversed(words))
 
     def identifiers_after(self, after: str) -> list[str]:
         """Identifiers used just below the cursor, nearest first (the code after the hole refers to its names too)."""
         words = _IDENT.findall(after)
         if words and after and (after[0].isalnum() or after[0] in "_$"):
             words = words[1:]  # the rest of the word at the cursor is not a reference yet
-        return [w for w in dict.fromkeys(words) if len(w) > 1 and w not in _STOPWORDS]
+        return _references(words)
 
     def imported_usage(self, window: str, imports: str) -> list[str]:
         """Names the file imports, or reaches through an imported module (`errors.ParseError`), most used first.
@@ -427,6 +421,11 @@ class ContextBuilder:
                 fitted.append(cut)
                 used += self._part_cost(cut)
         return fitted
+
+
+def _references(words: Iterable[str]) -> list[str]:
+    """The words worth a definition lookup, first occurrence kept: no duplicates, keywords or one-letter names."""
+    return [w for w in dict.fromkeys(words) if len(w) > 1 and w not in _STOPWORDS]
 
 
 def _previous_nonempty_line(text: str, line_start: int) -> str | None:

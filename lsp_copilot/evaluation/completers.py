@@ -104,6 +104,8 @@ class DirectModelCompleter:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from lsp_copilot.engine.sampling import Sampler
+
         self.settings = settings or DirectSettings()
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
@@ -115,6 +117,9 @@ class DirectModelCompleter:
         # Generation ends at end-of-text or at any special token (a FIM sentinel in the middle ends it, as the
         # pipeline's template stop strings do).
         self.stop_ids = {self.eos_id, *self.tokenizer.all_special_ids, *ids}
+        # Greedy over the answer's vocabulary: FIM sentinels and `<file_sep>` never appear in a middle (the server
+        # bans them with the same Sampler); end of text stays allowed, it ends the answer.
+        self.sampler = Sampler(0.0, 1.0, 0, torch.device("cpu"), [*self.sentinels, self.file_sep])
 
     def _token_id(self, token: str, model_dir: Path) -> int:
         """The id of a special token; a ValueError naming it when the tokenizer lacks it."""
@@ -158,13 +163,6 @@ class DirectModelCompleter:
             return [*context_ids, fp, fs, *suffix_ids, fm, *prefix_ids], shown
         return [*context_ids, fp, *prefix_ids, fs, *suffix_ids, fm], shown
 
-    def next_token(self, logits: Any) -> int:
-        """Greedy over the answer's vocabulary: FIM sentinels and `<file_sep>` never appear in a middle (the server
-        bans them the same way); end of text stays allowed, it ends the answer."""
-        logits = logits.clone()
-        logits[[*self.sentinels, self.file_sep]] = float("-inf")
-        return int(logits.argmax())
-
     def __call__(self, query: CompletionQuery) -> Completion:
         import torch
 
@@ -174,7 +172,7 @@ class DirectModelCompleter:
         text = ""
         with torch.inference_mode():
             step = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)  # logits [1, 1, V]
-            nxt = self.next_token(step.logits[0, -1])
+            nxt = self.sampler.pick(step.logits[0, -1])
             while nxt not in self.stop_ids and len(out) < self.settings.max_new_tokens:
                 out.append(nxt)
                 text = self.tokenizer.decode(out, skip_special_tokens=False)
@@ -182,7 +180,7 @@ class DirectModelCompleter:
                     break
                 # invariant: step.cache holds the keys/values of the prompt and of out[:-1]
                 step = self.model(input_ids=torch.tensor([[nxt]]), cache=step.cache, use_cache=True)  # [1, 1, V]
-                nxt = self.next_token(step.logits[0, -1])
+                nxt = self.sampler.pick(step.logits[0, -1])
         return Completion(first_line(text), len(out), shown)
 
 

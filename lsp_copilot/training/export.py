@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -29,8 +30,6 @@ def export_model(run_dir: Path, dest: Path) -> None:
 
 def to_half(model_dir: Path) -> None:
     """Rewrite the floating-point tensors of `model_dir/model.safetensors` as fp16, and say so in config.json."""
-    import json
-
     import torch
     from safetensors.torch import load_file, save_file
 
