@@ -248,7 +248,14 @@ def join_parts(parts_dir: Path, name: str, dest: Path) -> Path:
     """Reassemble `name.tar.part*` from `parts_dir` and unpack it under `dest` (the inverse of `write_parts`)."""
     data = b"".join(p.read_bytes() for p in sorted(parts_dir.glob(f"{name}.tar.part*")))
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12+ / 3.11.4+
+            tar.extractall(dest, filter="data")
+        else:  # older: the same guarantee checked by hand (plain files and folders, inside `dest`)
+            for member in tar.getmembers():
+                if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() or \
+                        ".." in Path(member.name).parts:
+                    raise ValueError(f"{name}: refusing to unpack {member.name!r}")
+            tar.extractall(dest)  # every member was checked above
     return dest / name
 
 
