@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lsp_copilot.training.augment import Renaming, name_pool
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
@@ -67,6 +68,8 @@ class RunConfig:
     eval_rows: int = 48
     seed: int = 7
     chunks: ChunkSizes = field(default_factory=lambda: ChunkSizes(300, 1600, long_rate=0.35, long_max_chars=6000))
+    fim: FimRates = field(default_factory=FimRates)  # the training mixture (validation keeps the default one)
+    rename_rate: float = 0.0  # share of files per epoch whose function-local names are renamed (augment.py)
     phases: list[PhaseConfig] = field(default_factory=list)
     teacher: Path | None = None  # for a draft phase without a target phase before it
     parts_dir: Path | None = None  # also write each model as tar parts here (for a machine that returns files)
@@ -76,10 +79,12 @@ class RunConfig:
 _WORKER: dict[str, Any] = {}  # per worker process: what the pool's initializer handed over (inherited on fork)
 
 
-def _init_worker(files: list[SourceFile], index: CrossFileIndex, tokenizer_dir: str, chunks: ChunkSizes) -> None:
+def _init_worker(files: list[SourceFile], index: CrossFileIndex, tokenizer_dir: str, chunks: ChunkSizes,
+                 rates: FimRates, renaming: Renaming | None) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch.set_num_threads(1)
-    _WORKER.update(files=files, index=index, chunks=chunks, tok=AutoTokenizer.from_pretrained(tokenizer_dir))
+    _WORKER.update(files=files, index=index, chunks=chunks, rates=rates, renaming=renaming,
+                   tok=AutoTokenizer.from_pretrained(tokenizer_dir))
 
 
 def _build_shard(task: tuple[int, int, int, int]) -> np.ndarray:
@@ -88,8 +93,8 @@ def _build_shard(task: tuple[int, int, int, int]) -> np.ndarray:
     files = _WORKER["files"][shard::shards]
     if not files:  # a corpus with fewer files than shards
         return np.zeros(0, dtype=np.uint16)
-    examples = build_examples(files, _WORKER["index"], seed * 1_000_003 + epoch * 1009 + shard, FimRates(),
-                              sizes=_WORKER["chunks"])
+    examples = build_examples(files, _WORKER["index"], seed * 1_000_003 + epoch * 1009 + shard, _WORKER["rates"],
+                              sizes=_WORKER["chunks"], renaming=_WORKER["renaming"])
     return np.asarray(tokenize_examples(_WORKER["tok"], examples), dtype=np.uint16)
 
 
@@ -275,9 +280,14 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     index = CrossFileIndex(train_files)
     log(f"corpus: {len(train_files)} training files, {len(valid_files)} held out; "
         f"index in {time.monotonic() - t0:.1f}s")
+    renaming = None
+    if cfg.rename_rate > 0:
+        renaming = Renaming(tuple(name_pool(f.text for f in train_files)), cfg.rename_rate)
+        log(f"renaming {cfg.rename_rate:.0%} of files per epoch from a pool of {len(renaming.pool)} local names")
     # The pool forks before any accelerator context exists.
     pool = mp.get_context("fork").Pool(cfg.workers, initializer=_init_worker,
-                                       initargs=(train_files, index, str(cfg.tokenizer_dir), cfg.chunks))
+                                       initargs=(train_files, index, str(cfg.tokenizer_dir), cfg.chunks, cfg.fim,
+                                                 renaming))
     feed = EpochFeed(pool, cfg)
     valid = validation_sets(valid_files, tok, cfg)
     device = torch.device(cfg.device)
@@ -331,6 +341,10 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> RunCon
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--eval-seconds", type=float, default=30.0)
     p.add_argument("--eval-rows", type=int, default=48)
+    p.add_argument("--rename-rate", type=float, default=0.0,
+                   help="share of files per epoch whose function-local names are renamed (augmentation)")
+    p.add_argument("--call-lines", type=float, default=0.0,
+                   help="share of FIM examples with cross-file context whose middle calls a shown definition")
     p.add_argument("--shapes", type=str, default="", help="JSON {role: shape} overriding MODEL_SHAPES (tests)")
     p.add_argument("--init-target", type=Path, default=None, help="continue the target from these weights")
     p.add_argument("--init-draft", type=Path, default=None, help="continue the draft from these weights")
@@ -342,7 +356,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> RunCon
     return RunConfig(
         out_dir=a.out, tokenizer_dir=a.tokenizer, corpus_root=a.corpus, device=a.device, seq_len=a.seq_len,
         batch_size=a.batch_size, workers=a.workers, eval_seconds=a.eval_seconds, eval_rows=a.eval_rows,
-        parts_dir=a.parts,
+        parts_dir=a.parts, fim=FimRates(call_lines=a.call_lines), rename_rate=a.rename_rate,
         phases=[p for p in (
             PhaseConfig("target", a.target_seconds, a.target_lr, shapes["target"], init_from=a.init_target),
             PhaseConfig("draft", a.draft_seconds, a.draft_lr, shapes["draft"], distill_weight=a.distill_weight,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lsp_copilot.training.augment import Renaming
 from lsp_copilot.training.corpus import SourceFile
 from lsp_copilot.training.fim import FimRates, make_example
 
@@ -146,13 +147,14 @@ def chunk_file(text: str, rng: random.Random, sizes: ChunkSizes = ChunkSizes()) 
 
 def build_examples(
     files: list[SourceFile], index: CrossFileIndex, seed: int, rates: FimRates, cross_file_rate: float = 0.35,
-    sizes: ChunkSizes = ChunkSizes(),
+    sizes: ChunkSizes = ChunkSizes(), renaming: Renaming | None = None,
 ) -> list[list[str]]:
-    """One epoch of examples (as text pieces), shuffled; a new seed gives new cuts and new FIM splits."""
+    """One epoch of examples (as text pieces), shuffled; a new seed gives new cuts, FIM splits and renamings."""
     rng = random.Random(seed)
     examples: list[list[str]] = []
     for f in files:
-        for chunk in chunk_file(f.text, rng, sizes):
+        text = renaming.apply(f.text, rng) if renaming is not None else f.text  # no draw without renaming
+        for chunk in chunk_file(text, rng, sizes):
             context = index.context_for(f, chunk) if rng.random() < cross_file_rate else []
             examples.append(make_example(chunk, f.path, context, rng, rates))
     rng.shuffle(examples)

@@ -153,8 +153,9 @@ def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path:
     cmd = [sys.executable, "-m", "lsp_copilot", "train", "--accelerated", "--out", str(out), "--parts", str(parts),
            "--corpus", str(corpus), "--device", "cpu", "--target-seconds", "3", "--draft-seconds", "2",
            "--seq-len", "64", "--batch-size", "2", "--workers", "1", "--eval-seconds", "1", "--eval-rows", "2",
-           "--shapes", json.dumps({"target": tiny, "draft": tiny})]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+           "--shapes", json.dumps({"target": tiny, "draft": tiny}), "--rename-rate", "0.5", "--call-lines", "0.3"]
+    run = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    assert "renaming 50% of files per epoch" in run.stderr
     for role in ("target", "draft"):
         model = AutoModelForCausalLM.from_pretrained(out / role)
         assert str(model.dtype) == "torch.float16"
@@ -162,7 +163,9 @@ def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path:
         assert state["tokens_seen"] > 0 and state["history"][-1]["valid_loss"] > 0
         joined = join_parts(parts, role, tmp_path / "joined")
         assert (joined / "model.safetensors").read_bytes() == (out / role / "model.safetensors").read_bytes()
-    assert "agreement" in json.loads((out / "draft" / "train_state.json").read_text())["history"][-1]
+    draft_state = json.loads((out / "draft" / "train_state.json").read_text())
+    assert "agreement" in draft_state["history"][-1]
+    assert draft_state["run"]["rename_rate"] == 0.5 and draft_state["run"]["fim"]["call_lines"] == 0.3
     # continue the draft alone from its weights, distilling from the saved target
     again = tmp_path / "again"
     subprocess.run([*cmd[: cmd.index("--out")], "--out", str(again), *cmd[cmd.index("--corpus"):], "--only", "draft",
