@@ -1,11 +1,11 @@
-"""Probe: what a verify kernel that reads each weight row once for k rows would cost on this CPU (not used yet).
+"""Probe: what a verify kernel that reads each weight row once for k rows costs on this CPU (now in the engine).
 
-The engine's verify pass must reproduce single decode steps bit for bit, so today it runs MKL's small-row kernels,
-which re-read the weights for every row group (docs/benchmarks.md, "Where a decode step's time goes"). This probe
-times a plain numba kernel in which row r's dot products run the same code whatever k is (so rows are bit-identical
-across k by construction) against `torch.nn.functional.linear`, on the shapes of the embedded target's projections
-(10 layers + LM head), one thread. Run: `pip install numba && python bench/rowexact_probe.py` (numba is not a
-dependency of lsp-copilot).
+The engine's verify pass must reproduce single decode steps bit for bit, so before lsp_copilot/engine/rowkernel.py
+(which grew out of this probe) it ran MKL's small-row kernels, which re-read the weights for every row group
+(docs/benchmarks.md, "Where a decode step's time goes"). This probe times a plain numba kernel in which row r's
+dot products run the same code whatever k is (so rows are bit-identical across k by construction) against
+`torch.nn.functional.linear`, on the shapes of the embedded target's projections (10 layers + LM head), one thread.
+Run: `python bench/rowexact_probe.py` (numba is a dependency of lsp-copilot).
 """
 
 from __future__ import annotations

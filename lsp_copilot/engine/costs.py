@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class CostModel:
 
     target_s: tuple[tuple[int, float], ...]  # (rows, seconds), rows ascending, starting at 1
     draft_s: float
+    draft_prefill_s: float = 0.0  # seconds per token of the draft catching up on tokens it has not seen (batched)
 
     def target(self, rows: int) -> float:
         """Seconds of a target forward of `rows` rows (interpolated; extrapolated from the last two points)."""
@@ -32,17 +34,27 @@ class CostModel:
         (r0, s0), (r1, s1) = pts[-2], pts[-1]
         return s1 + (s1 - s0) * (rows - r1) / (r1 - r0)
 
-    def best_draft_len(self, acceptance: float, k_max: int, margin: float = 1.05) -> int:
+    def catch_up(self, lag: int) -> float:
+        """Seconds the draft needs to run `lag` tokens it has not seen yet (a new prompt, another document)."""
+        return lag * self.draft_prefill_s
+
+    def best_draft_len(self, acceptance: float, k_max: int, margin: float = 1.05, lag: int = 0,
+                       expected_tokens: float = math.inf) -> int:
         """The draft length k in 0..k_max with the most expected tokens per second; 0 when plain steps win.
 
         With per-token acceptance a, a k-token draft yields (1 - a^(k+1)) / (1 - a) tokens per target forward of k+1
-        rows, plus k draft steps (and about one catching up). A draft must beat plain steps by `margin` (noise).
+        rows, plus k draft steps (and about one catching up). A draft whose cache lags `lag` tokens behind first pays
+        `catch_up(lag)` once, which the `expected_tokens` still to come must repay: the rate compared is then
+        expected_tokens / (expected_tokens / rate + catch_up). A draft must beat plain steps by `margin` (noise).
         """
         a = min(max(acceptance, 0.0), 0.999)
+        once = self.catch_up(lag) if math.isfinite(expected_tokens) else 0.0
         best_k, best_rate = 0, margin / self.target(1)
         for k in range(1, k_max + 1):
             tokens = (1 - a ** (k + 1)) / (1 - a)
             rate = tokens / (self.target(k + 1) + (k + 1) * self.draft_s)
+            if once:
+                rate = expected_tokens / (expected_tokens / rate + once)
             if rate > best_rate:
                 best_k, best_rate = k, rate
         return best_k
@@ -51,7 +63,8 @@ class CostModel:
 @torch.inference_mode()
 def measure_costs(target: Runner, draft: Runner, rows: Sequence[int] = (1, 2, 4, 8), context: int = 256,
                   repeats: int = 5) -> CostModel:
-    """Time target forwards of `rows` rows and one draft step after a `context`-token prompt (fastest of `repeats`).
+    """Time target forwards of `rows` rows and one draft step after a `context`-token prompt, and the draft's
+    prompt pass per token (each the fastest of `repeats`).
 
     Leaves both caches empty. A few hundred milliseconds on a laptop CPU, once per engine.
     """
@@ -69,5 +82,15 @@ def measure_costs(target: Runner, draft: Runner, rows: Sequence[int] = (1, 2, 4,
         runner.truncate(0)
         return best
 
+    def prefill_per_token(runner: Runner) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            runner.truncate(0)
+            t0 = time.perf_counter()
+            runner.forward(ids[:context], all_logits=False)
+            best = min(best, time.perf_counter() - t0)
+        runner.truncate(0)
+        return best / context
+
     target_s = tuple((r, fastest(target, r)) for r in sorted(set(rows)))
-    return CostModel(target_s, fastest(draft, 1))
+    return CostModel(target_s, fastest(draft, 1), prefill_per_token(draft))

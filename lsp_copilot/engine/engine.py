@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from torch import Tensor
 from lsp_copilot.engine.costs import CostModel, measure_costs
 from lsp_copilot.engine.detok import StopTracker
 from lsp_copilot.engine.drafting import Draft, LookupDrafter, ModelDrafter, ScreenDrafter
-from lsp_copilot.engine.lean import LeanLlama, lean_supported
+from lsp_copilot.engine.lean import LeanLlama, RowKernel, lean_supported, load_row_kernel
 from lsp_copilot.engine.loading import (
     check_same_tokenizer,
     encode_prompt,
@@ -37,7 +38,11 @@ from lsp_copilot.engine.types import (
 
 DRAFT_PRIOR_TOKENS = 20  # weight, in drafted tokens, of the 0.5 prior on the draft's acceptance
 EXPLORE_EVERY = 16  # while the cost model skips the draft, one step in this many still drafts a token
+TOKENS_PRIOR = 16.0  # expected tokens of a completion before any was measured (a line or two of code)
+TOKENS_EMA = 0.1  # weight of the newest completion in the running mean of completion lengths
 SNAPSHOT_MIN_TOKENS = 64  # discarding at least this many live cache tokens keeps a copy of them first
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,19 +54,40 @@ class EngineStats:
     forwards: int = 0
     drafted: dict[str, int] = field(default_factory=dict)
     accepted: dict[str, int] = field(default_factory=dict)
+    mean_tokens: float = TOKENS_PRIOR  # running mean (EMA) of tokens per completion: how long a draft has to repay
 
 
 def make_runner(model: Any, settings: EngineSettings, capacity: int) -> Runner:
     """The lean runner for plain Llamas (row-exact when the check passes), else the generic HF runner."""
     if settings.lean and lean_supported(model) is None:
-        lean = LeanLlama(model, capacity, settings.kernel_rows, settings.gemm_weights)
+        row_kernel = pick_row_kernel(model, settings)
+        lean = LeanLlama(model, capacity, settings.kernel_rows, settings.gemm_weights, row_kernel=row_kernel,
+                         row_kernel_weights=settings.row_kernel_weights)
         runner = LeanRunner(lean, settings.prefill_chunk, settings.max_draft + 1)
         runner.exact = check_row_exactness(runner)
+        if not runner.exact and lean.row_kernel is not None:  # cannot happen with an IEEE fma: keep the MKL classes
+            log.warning("the numba row kernel failed the row-exactness check; using the MKL kernel classes")
+            lean.drop_row_kernel()
+            runner.exact = check_row_exactness(runner)
         if not runner.exact and runner.model.kernel_rows > 1:  # a kernel library with other row rules: 1-row GEMMs
             runner.model.kernel_rows = 1
             runner.exact = check_row_exactness(runner)
         return runner
     return HFRunner(model, capacity, settings.prefill_chunk)
+
+
+def pick_row_kernel(model: Any, settings: EngineSettings) -> RowKernel | None:
+    """The numba row kernel when the settings give it weights and it loads for this model; else None (logged: a
+    warning where it should have served, an fp32 CPU model)."""
+    if not settings.row_kernel_weights:
+        return None
+    p = next(model.parameters())
+    kernel, why = load_row_kernel(p.device, p.dtype)
+    if kernel is None:
+        expected = p.device.type == "cpu" and p.dtype == torch.float32
+        log.log(logging.WARNING if expected else logging.INFO, "step-path products stay in the library kernel "
+                "classes: %s", why)
+    return kernel
 
 
 @torch.inference_mode()
@@ -274,9 +300,13 @@ class Engine:
             return d
         if "draft" in sources and self.model_drafter is not None:
             if gated and self.costs is not None:
-                k = self.costs.best_draft_len(self.draft_acceptance(), self.settings.max_draft)
+                # tokens the draft must run before it can propose (the whole prompt on a cold or switched document)
+                lag = len(seq) - common_prefix(self.model_drafter.runner.tokens, seq)
+                k = self.costs.best_draft_len(self.draft_acceptance(), self.settings.max_draft, lag=lag,
+                                              expected_tokens=self.stats.mean_tokens)
                 self._gated_skips = self._gated_skips + 1 if k == 0 else 0
-                if k == 0 and self._gated_skips % EXPLORE_EVERY:
+                costly_catch_up = self.costs.catch_up(lag) > self.costs.target(1)  # exploring would not be cheap
+                if k == 0 and (self._gated_skips % EXPLORE_EVERY or costly_catch_up):
                     return None
                 room = min(room, max(k, 1))  # an exploring step drafts one token: keeps the acceptance rate fresh
             return self.model_drafter.propose(seq, room, sampler)
@@ -301,6 +331,7 @@ class Engine:
         s.requests += 1
         s.generated_tokens += result.tokens
         s.forwards += result.forwards
+        s.mean_tokens += TOKENS_EMA * (result.tokens - s.mean_tokens)
         for src, n in result.drafted.items():
             s.drafted[src] = s.drafted.get(src, 0) + n
         for src, n in result.accepted.items():

@@ -9,13 +9,16 @@ Row exactness (what makes speculation lossless): CPU GEMM libraries pick kernels
 pass computed as one [k, H] GEMM would not reproduce a 1-token decode step bit for bit, and greedy argmax could flip
 on near-ties. The step path (`forward_rows`, used by decode steps and verify passes) therefore computes every row
 with the very operations a single-token step uses:
-- a projection runs in one of two kernel classes, each of which gives a row the same bits whatever the row count:
-  the small-row class (row groups of at most `kernel_rows` = 3 rows: MKL's 1..3-row kernels agree bit for bit) or
-  the GEMM class (one call of at least `gemm_min_rows` = 4 rows, zero-padded up to it: MKL's blocked kernel gives a
-  row the same bits for every M >= 4). Which class a weight uses is fixed (`EngineSettings.gemm_weights`), chosen by
-  cost: the GEMM class makes verify rows cheap, the small-row class makes the single decode step cheap (for the
-  shipped model on a 2-core EPYC every weight is cheaper there). `check_row_exactness` verifies the property at
-  load (fallback: 1-row calls only);
+- a projection runs in one of three kernel classes, each of which gives a row the same bits whatever the row count:
+  the row-kernel class (`rowkernel.py`, numba: every output element is one fixed fma chain over the input, so rows
+  are exact by construction; it reads a weight once for up to 4 rows and is the fastest class here at 1 row and at
+  k rows), the small-row class (row groups of at most `kernel_rows` = 3 rows: MKL's 1..3-row kernels agree bit for
+  bit) or the GEMM class (one call of at least `gemm_min_rows` = 4 rows, zero-padded up to it: MKL's blocked kernel
+  gives a row the same bits for every M >= 4). Which class a weight uses is fixed for the engine's life (a 1-row
+  step and a verify pass must run the same one): `EngineSettings.row_kernel_weights` when the row kernel loads
+  (`load_row_kernel`: fp32 on CPU, numba importable and compiling, results checked), else `gemm_weights` picks
+  between the MKL classes (for the shipped model on a 2-core EPYC every weight is cheaper in the small-row class).
+  `check_row_exactness` verifies the property at load (fallbacks: the MKL classes, then 1-row calls only);
 - attention runs once per row, over exactly the keys that row sees (the reduction lengths of a single step at that
   position), the query heads of a KV group stacked as the query rows of one SDPA call (always `group` rows).
 The logits of a decoded position are then bit-identical whether it came from a plain step or from any verify pass.
@@ -25,11 +28,18 @@ fp32 rounding only, which is harmless because the plain loop and the speculative
 
 from __future__ import annotations
 
+import logging
+import platform
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+RowKernel = Callable[[Tensor, Tensor], Tensor]  # x [n, in] @ w [in, out] with row bits independent of n
 
 
 def lean_supported(model: Any) -> str | None:
@@ -47,11 +57,44 @@ def lean_supported(model: Any) -> str | None:
     return None
 
 
+def load_row_kernel(device: torch.device, dtype: torch.dtype) -> tuple[RowKernel | None, str]:
+    """The numba row-exact product (compiled now, or loaded from numba's disk cache) and "", or None and the reason
+    it cannot serve this model (then the step path keeps the MKL kernel classes)."""
+    if device.type != "cpu" or dtype != torch.float32:
+        return None, f"the row kernel computes fp32 on the CPU (the model is {dtype} on {device})"
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
+        try:
+            import llvmlite.binding as llvm
+
+            if not llvm.get_host_cpu_features().get("fma", False):  # llvm.fma would become a libm call per element
+                return None, "this CPU has no FMA instructions"
+        except Exception as exc:  # llvmlite (numba's compiler) missing or broken: the import below says why
+            log.debug("cannot read the CPU features: %r", exc)
+    try:
+        from lsp_copilot.engine.rowkernel import matmul_rows  # compiles, or loads numba's cache
+    except Exception as exc:  # numba missing, or failing to compile on this platform
+        return None, f"the numba row kernel is unavailable ({type(exc).__name__}: {exc})"
+    return (matmul_rows, "") if row_kernel_works(matmul_rows) else \
+        (None, "the numba row kernel gave wrong or row-count-dependent results")
+
+
+def row_kernel_works(kernel: RowKernel) -> bool:
+    """Whether `kernel` agrees with torch.mm (fp32 rounding) and gives rows 1..9 the same bits in every row count."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(9, 77, generator=gen)  # shapes off every block size: the remainder paths run too
+    w = torch.randn(77, 515, generator=gen)
+    full = kernel(x, w)
+    if not torch.allclose(full, torch.mm(x, w), rtol=1e-4, atol=1e-4):
+        return False
+    return all(torch.equal(kernel(x[lo:lo + k], w), full[lo:lo + k]) for k in range(1, 10) for lo in (0, 9 - k))
+
+
 class LeanLlama:
     """Llama weights rearranged for decoding, plus the static KV cache [layers, 2, kv_heads, capacity, head_dim]."""
 
     def __init__(self, hf_model: Any, capacity: int, kernel_rows: int = 3,
-                 gemm_weights: tuple[str, ...] = (), gemm_min_rows: int = 4) -> None:
+                 gemm_weights: tuple[str, ...] = (), gemm_min_rows: int = 4, row_kernel: RowKernel | None = None,
+                 row_kernel_weights: tuple[str, ...] = ()) -> None:
         cfg = hf_model.config
         inner = hf_model.model
         p = next(hf_model.parameters())
@@ -64,6 +107,8 @@ class LeanLlama:
         self.kernel_rows = max(1, kernel_rows)
         self.gemm_weights = frozenset(gemm_weights)  # weight names computed in the GEMM class
         self.gemm_min_rows = gemm_min_rows
+        self.row_kernel = row_kernel  # None: every weight in the MKL classes
+        self.row_kernel_weights = frozenset(row_kernel_weights)  # weight names computed by `row_kernel`
         self.capacity = capacity
         self.vocab_size: int = cfg.vocab_size
         self.embed = inner.embed_tokens.weight.detach()  # [V, H]
@@ -111,14 +156,21 @@ class LeanLlama:
         S = x.shape[0]
         return x * self.cos[start:start + S] + x.roll(self.head_dim // 2, -1) * self.sin_signed[start:start + S]
 
-    def _mm_rows(self, x: Tensor, w: Tensor, gemm: bool = False) -> Tensor:
-        """x [n, in] @ w [in, out] so that every row gets the bits it gets in any other row count.
+    def drop_row_kernel(self) -> None:
+        """Compute every weight in the MKL classes from now on (the row kernel failed a check)."""
+        self.row_kernel = None
 
-        gemm: one call of at least `gemm_min_rows` rows (zero rows padded, their outputs dropped); else row groups
+    def _mm_rows(self, x: Tensor, w: Tensor, name: str) -> Tensor:
+        """x [n, in] @ w [in, out] (weight `name`) so that every row gets the bits it gets in any other row count.
+
+        Row-kernel class when `name` is one of `row_kernel_weights` and the kernel is loaded; else GEMM class (one call
+        of at least `gemm_min_rows` rows, zero rows padded, their outputs dropped) for `gemm_weights`; else row groups
         of at most `kernel_rows`.
         """
+        if self.row_kernel is not None and name in self.row_kernel_weights:
+            return self.row_kernel(x, w)
         n, r = x.shape[0], self.kernel_rows
-        if gemm and r > 1:  # kernel_rows == 1 is the all-GEMV fallback: no GEMM class then
+        if name in self.gemm_weights and r > 1:  # kernel_rows == 1 is the all-GEMV fallback: no GEMM class then
             if n >= self.gemm_min_rows:
                 return torch.mm(x, w)
             padded = torch.zeros(self.gemm_min_rows, x.shape[1], device=x.device, dtype=x.dtype)
@@ -149,7 +201,7 @@ class LeanLlama:
         for i, w in enumerate(self.layers):
             cache = self.kv[i]  # [2, kv, capacity, D]
             h = self._rms(x, w["in_norm"])
-            q = self._qkv(self._mm_rows(h, w["wqkv"], "wqkv" in self.gemm_weights), start, cache)  # [S, nh, D]
+            q = self._qkv(self._mm_rows(h, w["wqkv"], "wqkv"), start, cache)  # [S, nh, D]
             rows = []
             for s in range(S):  # each row attends over exactly its own keys 0..start+s, as a single step does
                 n = start + s + 1
@@ -157,12 +209,12 @@ class LeanLlama:
                 rows.append(F.scaled_dot_product_attention(qs, cache[0, :, :n].unsqueeze(0),
                                                            cache[1, :, :n].unsqueeze(0)))
             att = (rows[0] if S == 1 else torch.cat(rows)).reshape(S, self.n_heads * D)
-            x = x + self._mm_rows(att, w["wo"], "wo" in self.gemm_weights)
-            gate, up = self._mm_rows(self._rms(x, w["post_norm"]), w["wgu"], "wgu" in self.gemm_weights).chunk(2, -1)
-            x = x + self._mm_rows(F.silu(gate) * up, w["wdown"], "wdown" in self.gemm_weights)
+            x = x + self._mm_rows(att, w["wo"], "wo")
+            gate, up = self._mm_rows(self._rms(x, w["post_norm"]), w["wgu"], "wgu").chunk(2, -1)
+            x = x + self._mm_rows(F.silu(gate) * up, w["wdown"], "wdown")
         if last_only:
             x = x[-1:]
-        return self._mm_rows(self._rms(x, self.final_norm), self.lm_head_t, "lm_head" in self.gemm_weights).float()
+        return self._mm_rows(self._rms(x, self.final_norm), self.lm_head_t, "lm_head").float()
 
     @torch.inference_mode()
     def forward_prefill(self, tokens: Tensor, start: int, last_only: bool = True) -> Tensor:

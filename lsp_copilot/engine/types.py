@@ -119,6 +119,11 @@ class EngineSettings:
 
     max_context: int = 4096  # cap on the static KV cache length (the model's own limit applies too)
     prefill_chunk: int = 256  # prompt tokens per prefill forward (bounds the attention scratch memory)
+    # step-path weights computed by the numba row kernel (lean.py, rowkernel.py) when it loads: fp32 on a CPU, numba
+    # importable. For the shipped 20 M target on this CPU all of them: a 1-row step ~25% shorter than with MKL GEMVs
+    # (wqkv and the LM head alone are about even, the MLP weights faster) and verify rows far cheaper (a weight is read
+    # once for up to 4 rows: 8 rows ~2x one row, against ~3x). () keeps every weight in the two classes below.
+    row_kernel_weights: tuple[str, ...] = ("wqkv", "wo", "wgu", "wdown", "lm_head")
     kernel_rows: int = 3  # step-path GEMMs run on row groups of at most this many rows (row-exact; see lean.py)
     # step-path weights run as one GEMM of >= 4 rows instead (names from lean.LeanLlama). Which is cheaper depends on
     # the shapes and the CPU: for the shipped 20 M target on this CPU every weight is cheaper in the small-row class

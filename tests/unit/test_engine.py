@@ -84,14 +84,22 @@ def test_row_exactness_holds_on_cpu(engine: Engine) -> None:
 ALL_WEIGHTS = ("wqkv", "wo", "wgu", "wdown", "lm_head")
 
 
-@pytest.mark.parametrize("kernel_rows, gemm_weights", [(1, ()), (3, ()), (3, ALL_WEIGHTS)])
+@pytest.mark.parametrize("kernel_rows, gemm_weights, row_kernel_weights", [
+    (1, (), ()), (3, (), ()), (3, ALL_WEIGHTS, ()), (3, (), ALL_WEIGHTS), (3, ("wo", "wdown"), ("wqkv", "lm_head")),
+])
 def test_every_kernel_class_choice_is_row_exact(tiny_models: tuple[Path, Path], kernel_rows: int,
-                                                gemm_weights: tuple[str, ...]) -> None:
-    # the 1-row fallback, all small-row GEMMs, all padded GEMMs: verify rows get the bits of single steps
-    settings = EngineSettings(kernel_rows=kernel_rows, gemm_weights=gemm_weights)
+                                                gemm_weights: tuple[str, ...],
+                                                row_kernel_weights: tuple[str, ...]) -> None:
+    # the 1-row fallback, all small-row GEMMs, all padded GEMMs, all in the numba row kernel, the three classes
+    # mixed: verify rows get the bits of single steps
+    if row_kernel_weights:
+        pytest.importorskip("numba")
+    settings = EngineSettings(kernel_rows=kernel_rows, gemm_weights=gemm_weights,
+                              row_kernel_weights=row_kernel_weights)
     engine = Engine.load(tiny_models[0], device="cpu", settings=settings)
     assert isinstance(engine.target, LeanRunner)
     assert engine.target.model.kernel_rows == kernel_rows  # no fallback was needed
+    assert (engine.target.model.row_kernel is not None) == bool(row_kernel_weights)
     assert check_row_exactness(engine.target, length=140, width=13)
 
 
@@ -368,17 +376,26 @@ def test_cost_model_drafts_where_verify_rows_are_cheap_and_acceptance_high() -> 
     assert flat.best_draft_len(0.7, 12) >= 4 and flat.best_draft_len(0.95, 12) == 12
     assert steep.best_draft_len(0.5, 12) == 0 and 0 < steep.best_draft_len(0.9, 12) < 12
     assert steep.target(3) == pytest.approx((0.0077 + 0.0101) / 2) and steep.target(10) > steep.target(8)
+    # a draft that must first run a 1,000-token prompt at 20 us a token (20 ms) pays only over a long completion
+    lagging = CostModel(flat.target_s, 0.0005, draft_prefill_s=20e-6)
+    assert lagging.catch_up(1000) == pytest.approx(0.02)
+    assert lagging.best_draft_len(0.7, 12) >= 4  # no lag: as `flat`
+    assert lagging.best_draft_len(0.7, 12, lag=1000, expected_tokens=2) == 0  # 20 ms of plain steps
+    assert lagging.best_draft_len(0.7, 12, lag=1000, expected_tokens=2000) >= 4
+    assert lagging.best_draft_len(0.7, 12, lag=1000) >= 4  # no expectation given: the catch-up is not weighed
 
 
-@pytest.mark.parametrize("verify_row_cost, drafts", [(0.0, True), (1.0, False)])
+@pytest.mark.parametrize("verify_row_cost, catch_up_cost, drafts", [(0.0, 0.0, True), (1.0, 0.0, False),
+                                                                   (0.0, 1.0, False)])
 def test_auto_runs_the_draft_model_only_where_the_cost_model_says_it_pays(
-        tiny_models: tuple[Path, Path], verify_row_cost: float, drafts: bool) -> None:
+        tiny_models: tuple[Path, Path], verify_row_cost: float, catch_up_cost: float, drafts: bool) -> None:
     from lsp_copilot.engine.costs import CostModel
 
     target, draft = tiny_models
     engine = Engine.load(target, draft, device="cpu")
     assert engine.costs is not None and engine.costs.target(1) > 0 and engine.costs.draft_s > 0  # measured at load
-    engine.costs = CostModel(((1, 0.001), (2, 0.001 + verify_row_cost)), 0.0)
+    assert engine.costs.draft_prefill_s > 0
+    engine.costs = CostModel(((1, 0.001), (2, 0.001 + verify_row_cost)), 0.0, catch_up_cost)
     outputs = {}
     for spec in ("off", "auto", "draft"):
         engine.stats.drafted.clear()
@@ -391,5 +408,7 @@ def test_auto_runs_the_draft_model_only_where_the_cost_model_says_it_pays(
     assert engine.stats.drafted.get("draft", 0) > 0  # an explicit "draft" always drafts
     if drafts:
         assert drafted_by_model > 0
+    elif catch_up_cost:  # every prompt is new to the draft, and catching up costs 1 s a token: never worth it
+        assert drafted_by_model == 0
     else:  # only the exploring steps (one in EXPLORE_EVERY skipped steps, one token each) draft
         assert drafted_by_model <= 4 * 24 // 16 + 1
