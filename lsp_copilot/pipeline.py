@@ -169,6 +169,7 @@ class Pipeline:
             top_p=s.top_p,
             stop_strings=list(template.stop),
             banned_tokens=banned_tokens(template),
+            allow_empty=template.allow_empty,
             stop_check=StopPolicy(ctx).check if template.syntax_stop else None,
             time_limit_s=s.time_limit_ms / 1000.0,
             speculation=s.speculation,

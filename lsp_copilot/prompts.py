@@ -141,6 +141,9 @@ class PromptTemplate:
     crossfile: CrossFileFormat = field(default_factory=CrossFileFormat)
     chat: ChatFormat | None = None
     syntax_stop: bool = True  # whether StopPolicy may cut the raw generation (not for chat answers)
+    # whether the model may answer with nothing (end of text first). A model that knows its FIM format only says so
+    # where nothing belongs; a small one also says it where it lost track of the ordering (the embedded models).
+    allow_empty: bool = True
     source: Path | None = None
     chat_formatter: ChatFormatter | None = field(default=None, compare=False, repr=False)  # bound by resolve_template
 
@@ -270,10 +273,11 @@ def template_from_dict(data: Mapping[str, Any], path: Path) -> PromptTemplate:
         crossfile=crossfile,
         chat=chat,
         syntax_stop=reader.flag("syntax_stop", mode == "fim"),
+        allow_empty=reader.flag("allow_empty", True),
         source=path,
     )
     reader.reject_unknown({"family", "description", "mode", "tokens", "format", "prefix_first", "stop", "detect",
-                           "crossfile", "chat", "syntax_stop"})
+                           "crossfile", "chat", "syntax_stop", "allow_empty"})
     return template
 
 

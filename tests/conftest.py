@@ -1,8 +1,11 @@
-"""Shared fixtures: tiny random models built through the real save/`from_pretrained` path, and the embedded models."""
+"""Shared fixtures: tiny random models built through the real save/`from_pretrained` path, the embedded models, and
+SPM prompts cut from stdlib sources."""
 
 from __future__ import annotations
 
 import os
+import random
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,20 @@ def embedded_models() -> tuple[Path, Path]:
     assert (target / "config.json").exists(), "the embedded target model is missing from lsp_copilot/models/target"
     assert (draft / "config.json").exists(), "the embedded draft model is missing from lsp_copilot/models/draft"
     return target, draft
+
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def fim_prompts(n: int, seed: int = 0) -> list[str]:
+    """SPM infilling prompts cut from stdlib sources (not the tokenizer's training files)."""
+    rng = random.Random(seed)
+    texts = [(STDLIB / name).read_text() for name in ("string.py", "colorsys.py", "fnmatch.py", "json/encoder.py")]
+    prompts = []
+    for i in range(n):
+        text = texts[i % len(texts)]
+        cut = rng.randrange(200, len(text) - 300)
+        prefix = text[max(0, cut - rng.randrange(100, 700)):cut]
+        suffix = text[cut + 40:cut + 40 + rng.randrange(0, 200)]
+        prompts.append(f"<fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}")
+    return prompts

@@ -227,7 +227,8 @@ class Engine:
             return
         result.reused_tokens = self._reuse_prefix(ids)
         logits = self.prefill(ids[result.reused_tokens:])  # [V]
-        token = sampler.pick(logits)
+        # the first token comes from the prompt's logits in every speculation mode, so this ban keeps them equal
+        token = sampler.pick(logits, () if req.allow_empty else sorted(self.stop_ids))
         seq = list(ids)  # prompt + emitted tokens; the cache holds all of it but the last token
         lookup = LookupDrafter(self.settings.lookup_max_ngram, self.settings.lookup_min_ngram,
                                self.settings.draft_start, self.settings.lookup_max_tokens)

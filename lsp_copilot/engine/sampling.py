@@ -56,8 +56,11 @@ class Sampler:
         """One token from distribution p [V]."""
         return int(torch.multinomial(p.cpu(), 1, generator=self.gen).item())
 
-    def pick(self, logits: Tensor) -> int:
-        """The next token from logits [V]."""
+    def pick(self, logits: Tensor, also_banned: Sequence[int] = ()) -> int:
+        """The next token from logits [V], never one of `also_banned` (for this choice only)."""
+        if also_banned:
+            logits = logits.clone()
+            logits[..., list(also_banned)] = float("-inf")
         if self.greedy:
             return int(torch.argmax(self.restrict(logits)).item())
         return self.draw(self.probs(logits))

@@ -34,6 +34,9 @@ class GenerationRequest:
     # Special tokens that can never be part of the answer (a FIM middle holds no FIM sentinel): masked out of every
     # choice, in the plain and the speculative loop alike, so speculation stays lossless.
     banned_tokens: Sequence[str] = ()
+    # False: the first token may not end the answer (EOS or another stop token), so the caller gets the model's best
+    # non-empty answer. Only the first token (picked from the prompt's logits, before any speculation) is affected.
+    allow_empty: bool = True
 
     def validate(self) -> None:
         """Raise RequestError on a field the engine cannot honour."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sysconfig
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,8 +17,7 @@ from lsp_copilot.engine.engine import check_row_exactness
 from lsp_copilot.engine.prefix_cache import PrefixCache
 from lsp_copilot.engine.runners import HFRunner, KVSnapshot, LeanRunner
 from lsp_copilot.engine.sampling import Sampler
-
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
+from tests.conftest import fim_prompts
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,22 +33,6 @@ def one_thread() -> Iterator[None]:
 def engine(tiny_models: tuple[Path, Path]) -> Engine:
     target, draft = tiny_models
     return Engine.load(target, draft, device="cpu")
-
-
-def fim_prompts(n: int, seed: int = 0) -> list[str]:
-    """SPM infilling prompts cut from stdlib sources (not the tokenizer's training files)."""
-    import random
-
-    rng = random.Random(seed)
-    texts = [(STDLIB / name).read_text() for name in ("string.py", "colorsys.py", "fnmatch.py", "json/encoder.py")]
-    prompts = []
-    for i in range(n):
-        text = texts[i % len(texts)]
-        cut = rng.randrange(200, len(text) - 300)
-        prefix = text[max(0, cut - rng.randrange(100, 700)):cut]
-        suffix = text[cut + 40:cut + 40 + rng.randrange(0, 200)]
-        prompts.append(f"<fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}")
-    return prompts
 
 
 def run(engine: Engine, req: GenerationRequest) -> tuple[str, list[str]]:
@@ -154,6 +136,31 @@ def test_banned_tokens_are_never_chosen_and_speculation_stays_lossless(engine: E
         assert fast == plain  # the mask applies to plain picks, verification and drafts alike
         changed += plain != free
     assert changed > 0, "banning never changed an answer: the test tested nothing"
+
+
+def test_a_request_that_disallows_empty_answers_never_ends_at_its_first_token(tiny_models: tuple[Path, Path]) -> None:
+    """allow_empty=False: where the model's first choice is an end token, the answer is its best non-empty one, the
+    same in every speculation mode (the ban touches only the first pick, made before any speculation)."""
+    target, draft = tiny_models
+    engine = Engine.load(target, draft, device="cpu")
+    prompt = fim_prompts(1, seed=11)[0]
+    first_answer, _ = run(engine, GenerationRequest(prompt, max_new_tokens=12, speculation="off"))
+    first = engine.tokenizer(first_answer, add_special_tokens=False)["input_ids"][0]
+    engine.eos_ids = engine.eos_ids | {first}  # make the model's first choice an end token
+    engine.stop_ids = engine.stop_ids | {first}
+    empty, _ = run(engine, GenerationRequest(prompt, max_new_tokens=12, speculation="off"))
+    assert empty == "" and engine.last_result.stop_reason == "eos"
+    answers = {spec: run(engine, GenerationRequest(prompt, max_new_tokens=12, speculation=spec, allow_empty=False))[0]
+               for spec in ("off", "lookup", "draft", "auto")}
+    assert answers["off"] != "" and len(set(answers.values())) == 1, answers
+    assert engine.tokenizer(answers["off"], add_special_tokens=False)["input_ids"][0] != first
+
+
+def test_sampler_pick_can_ban_more_for_one_choice() -> None:
+    sampler = Sampler(0.0, 1.0, 0, torch.device("cpu"), banned=[2])
+    logits = torch.tensor([0.0, 1.0, 9.0, 2.0, 8.0])
+    assert sampler.pick(logits, also_banned=[4]) == 3 and sampler.pick(logits) == 4  # the extra ban does not stay
+    assert float(logits[4]) == 8.0  # the caller's logits are left as they are
 
 
 def test_sampler_restrict_masks_only_the_banned_ids() -> None:

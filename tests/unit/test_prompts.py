@@ -301,6 +301,7 @@ def test_user_directory_adds_and_overrides_families(tmp_path: Path, templates: d
     ("format = '{prefix}{suffix}'\n[tokens]\nlower = '<x>'", "must be upper case"),
     ("format = '{prefix}{suffix}'\nstop = 'x'", "`stop` must be a list of strings"),
     ("format = '{prefix}{suffix}'\ncolour = 1", "unknown key(s) colour"),
+    ("format = '{prefix}{suffix}'\nallow_empty = 'no'", "allow_empty"),
     ("format = '{prefix}{suffix}'\n[detect]\nname_patterns = ['(']", "bad name pattern"),
     ("format = '{prefix}{suffix}'\n[crossfile]\nstyle = 'header'", "needs a `part` format"),
     ("mode = 'chat'", "needs a [chat] table"),
@@ -370,3 +371,8 @@ def test_fim_templates_ban_their_sentinels_but_not_their_end_token(templates: di
     assert "\u2581<EOT>" not in banned_tokens(templates["codellama"])
     assert "\u2581<MID>" in banned_tokens(templates["codellama"])
     assert banned_tokens(templates["chat"]) == []
+
+
+def test_only_the_embedded_template_asks_for_non_empty_answers(templates: dict[str, Any]) -> None:
+    assert templates["embedded"].allow_empty is False
+    assert all(t.allow_empty for name, t in templates.items() if name != "embedded")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import random
 import sys
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,8 @@ from lsp_copilot.engine import engine as engine_module
 from lsp_copilot.engine.engine import check_row_exactness
 from lsp_copilot.engine.lean import load_row_kernel, row_kernel_works
 from lsp_copilot.engine.runners import LeanRunner
+from tests.conftest import fim_prompts
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
 CPU, FP32 = torch.device("cpu"), torch.float32
 
 
@@ -30,20 +28,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def fim_prompts(n: int, seed: int) -> list[str]:
-    """SPM infilling prompts cut from stdlib sources."""
-    rng = random.Random(seed)
-    texts = [(STDLIB / name).read_text() for name in ("string.py", "colorsys.py", "fnmatch.py", "json/encoder.py")]
-    prompts = []
-    for i in range(n):
-        text = texts[i % len(texts)]
-        cut = rng.randrange(200, len(text) - 300)
-        prefix = text[max(0, cut - rng.randrange(100, 700)):cut]
-        suffix = text[cut + 40:cut + 40 + rng.randrange(0, 200)]
-        prompts.append(f"<fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}")
-    return prompts
 
 
 # [in, out] shapes: the embedded target's projections, and sizes off every block (d % 4 != 0, columns past a tile)
