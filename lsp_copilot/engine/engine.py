@@ -332,7 +332,8 @@ class Engine:
         s.requests += 1
         s.generated_tokens += result.tokens
         s.forwards += result.forwards
-        s.mean_tokens += TOKENS_EMA * (result.tokens - s.mean_tokens)
+        if result.stop_reason != "cancelled":  # a superseded request says nothing about how long answers run
+            s.mean_tokens += TOKENS_EMA * (result.tokens - s.mean_tokens)
         for src, n in result.drafted.items():
             s.drafted[src] = s.drafted.get(src, 0) + n
         for src, n in result.accepted.items():
