@@ -257,6 +257,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--call-lines", type=float, default=0.0, metavar="SHARE",
                    help="share of FIM examples with cross-file context whose middle calls a shown definition")
+    p.add_argument("--rename-rate", type=float, default=0.0, metavar="SHARE",
+                   help="share of files per epoch whose function-local names are renamed (augmentation)")
     p.add_argument("--accelerated", nargs=argparse.REMAINDER, default=None, metavar="ARGS",
                    help="run the accelerator recipe that made the shipped weights instead (lsp_copilot/training/"
                         "accelerated.py; its own options follow, e.g. --out runs/accel --device cuda)")
@@ -273,7 +275,7 @@ def run_train(args: argparse.Namespace) -> int:
     setup_logging("info")
     common = dict(max_steps=args.max_steps, seq_len=args.seq_len, batch_size=args.batch_size,
                   eval_minutes=args.eval_minutes, corpus_root=args.corpus, threads=args.threads,
-                  call_lines=args.call_lines)
+                  call_lines=args.call_lines, rename_rate=args.rename_rate)
     target_dir, draft_dir = args.out / "target", args.out / "draft"
     if args.only in ("target", "both"):
         init = args.init or (target_dir if args.resume and (target_dir / "config.json").exists() else None)

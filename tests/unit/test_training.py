@@ -118,11 +118,11 @@ def test_train_command_runs_and_resumes(tmp_path: Path) -> None:
     ids = tok(f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}", add_special_tokens=False)["input_ids"]
     assert tok.convert_tokens_to_ids(FIM_PREFIX) in ids
     assert tok.decode(ids) == f"{FIM_PREFIX}x = 1{FIM_SUFFIX}{FIM_MIDDLE}"
-    subprocess.run([*cmd, "--resume", "--only", "target", "--call-lines", "0.5"], check=True, capture_output=True,
-                   timeout=600)
+    subprocess.run([*cmd, "--resume", "--only", "target", "--call-lines", "0.5", "--rename-rate", "0.5"], check=True,
+                   capture_output=True, timeout=600)
     state = json.loads((out / "target" / "train_state.json").read_text())
     assert state["tokens_seen"] == 2 * 3 * 2 * 64  # continued from the saved counters
-    assert state["config"]["call_lines"] == 0.5
+    assert state["config"]["call_lines"] == 0.5 and state["config"]["rename_rate"] == 0.5
     # What ships: fp16 weights (the CPU trainer saves fp32), loadable, the same model up to fp16 rounding.
     from lsp_copilot.training.export import export_model
 
