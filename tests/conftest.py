@@ -1,11 +1,12 @@
-"""Shared fixtures: tiny random models built through the real save/`from_pretrained` path, the embedded models, and
-SPM prompts cut from stdlib sources."""
+"""Shared fixtures: tiny random models built through the real save/`from_pretrained` path, the embedded models, one
+torch thread for a module, and SPM prompts cut from stdlib sources."""
 
 from __future__ import annotations
 
 import os
 import random
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,15 @@ def fim_prompts(n: int, seed: int = 0) -> list[str]:
         suffix = text[cut + 40:cut + 40 + rng.randrange(0, 200)]
         prompts.append(f"<fim_prefix><fim_suffix>{suffix}<fim_middle>{prefix}")
     return prompts
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module's tests: on a shared 2-core machine a second OpenMP thread waits on a busy core
+    at every op (engine tests: 5+ minutes with two threads, seconds with one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,7 @@ from lsp_copilot.engine.runners import HFRunner, KVSnapshot, LeanRunner
 from lsp_copilot.engine.sampling import Sampler
 from tests.conftest import fim_prompts
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on this shared 2-core machine a second OpenMP thread waits on a busy core at every op."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

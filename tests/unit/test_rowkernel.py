@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,9 @@ from lsp_copilot.engine.lean import load_row_kernel, row_kernel_works
 from lsp_copilot.engine.runners import LeanRunner
 from tests.conftest import fim_prompts
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CPU, FP32 = torch.device("cpu"), torch.float32
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread, as in test_engine.py (a shared 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # [in, out] shapes: the embedded target's projections, and sizes off every block (d % 4 != 0, columns past a tile)
