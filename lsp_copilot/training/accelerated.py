@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lsp_copilot.training.augment import Renaming, name_pool
+from lsp_copilot.training.augment import Renaming
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
@@ -282,7 +282,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         f"index in {time.monotonic() - t0:.1f}s")
     renaming = None
     if cfg.rename_rate > 0:
-        renaming = Renaming(tuple(name_pool(f.text for f in train_files)), cfg.rename_rate)
+        renaming = Renaming.for_corpus(train_files, cfg.rename_rate)
         log(f"renaming {cfg.rename_rate:.0%} of files per epoch from a pool of {len(renaming.pool)} local names")
     # The pool forks before any accelerator context exists.
     pool = mp.get_context("fork").Pool(cfg.workers, initializer=_init_worker,

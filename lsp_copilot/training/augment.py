@@ -15,8 +15,10 @@ import random
 import re
 import tokenize
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from lsp_copilot.training.corpus import SourceFile
 
 # Names never renamed: the language's, the builtins, the conventional receivers and the soft keywords.
 _RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "match", "case", "_", "type"}
@@ -127,19 +129,13 @@ def apply_renames(source: str, mapping: dict[str, str]) -> str:
     return "".join(lines)
 
 
-def name_pool(sources: Iterable[str], size: int = 3000) -> list[str]:
-    """The `size` most common function-local names of a corpus: realistic replacements."""
-    counts: Counter[str] = Counter()
-    for text in sources:
-        counts.update(renamable_names(text).keys())
-    return [name for name, _ in counts.most_common(size)]
-
-
-def draw_renames(source: str, pool: list[str], rng: random.Random, share: float = 0.7) -> dict[str, str]:
-    """A renaming for about `share` of the renamable names of `source`: old -> a distinct pool name it lacks."""
+def draw_renames(source: str, pool: Sequence[str], rng: random.Random, share: float = 0.7,
+                 names: Iterable[str] | None = None) -> dict[str, str]:
+    """A renaming for about `share` of the renamable names of `source` (`names`, when already known): old -> a
+    distinct pool name the file lacks."""
     taken = set(_words(source))  # every identifier-like word, strings and comments included
     mapping: dict[str, str] = {}
-    for name in sorted(renamable_names(source)):
+    for name in sorted(renamable_names(source) if names is None else names):
         if not pool or rng.random() >= share:
             continue
         for _ in range(8):  # a few tries for a pool name the file does not contain yet
@@ -151,9 +147,10 @@ def draw_renames(source: str, pool: list[str], rng: random.Random, share: float 
     return mapping
 
 
-def rename_locals(source: str, pool: list[str], rng: random.Random, share: float = 0.7) -> str:
+def rename_locals(source: str, pool: Sequence[str], rng: random.Random, share: float = 0.7,
+                  names: Iterable[str] | None = None) -> str:
     """`source` with about `share` of its function-local names renamed (see `draw_renames`)."""
-    mapping = draw_renames(source, pool, rng, share)
+    mapping = draw_renames(source, pool, rng, share, names)
     return apply_renames(source, mapping) if mapping else source
 
 
@@ -169,9 +166,18 @@ class Renaming:
     pool: tuple[str, ...]
     rate: float = 0.5  # share of the files of each epoch whose copy is renamed
     share: float = 0.7  # share of a renamed file's renamable names that change
+    names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # path -> its renamable names (found once)
 
-    def apply(self, source: str, rng: random.Random) -> str:
-        """This epoch's copy of `source`: renamed with probability `rate`."""
+    @classmethod
+    def for_corpus(cls, files: Sequence[SourceFile], rate: float, size: int = 3000) -> Renaming:
+        """Each file's renamable names, found once rather than every epoch, and the `size` most common of them
+        across the corpus as the pool of realistic replacements."""
+        names = {f.path: tuple(renamable_names(f.text)) for f in files}
+        counts = Counter(name for found in names.values() for name in found)
+        return cls(tuple(name for name, _ in counts.most_common(size)), rate, names=names)
+
+    def apply(self, f: SourceFile, rng: random.Random) -> str:
+        """This epoch's copy of `f`: renamed with probability `rate`."""
         if rng.random() >= self.rate:
-            return source
-        return rename_locals(source, list(self.pool), rng, self.share)
+            return f.text
+        return rename_locals(f.text, self.pool, rng, self.share, self.names.get(f.path))

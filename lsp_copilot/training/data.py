@@ -153,7 +153,7 @@ def build_examples(
     rng = random.Random(seed)
     examples: list[list[str]] = []
     for f in files:
-        text = renaming.apply(f.text, rng) if renaming is not None else f.text  # no draw without renaming
+        text = renaming.apply(f, rng) if renaming is not None else f.text  # no draw without renaming
         for chunk in chunk_file(text, rng, sizes):
             context = index.context_for(f, chunk) if rng.random() < cross_file_rate else []
             examples.append(make_example(chunk, f.path, context, rng, rates))

@@ -19,7 +19,7 @@ class FimRates:
     line_rest: float = 0.25  # middle = the rest of a line from a random column (typing mid-line)
     max_char_middle: int = 240  # char-level middles are at most this long
     call_lines: float = 0.0  # share of FIM examples with cross-file context whose middle is a line calling one of
-    # the context's definitions (teaches using what the index shows; off in the shipped weights' recipe)
+    # the context's definitions (teaches using what the index shows; the shipped weights used 0.25)
 
 
 def _line_starts(text: str) -> list[int]:

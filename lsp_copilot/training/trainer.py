@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
-from lsp_copilot.training.augment import Renaming, name_pool
+from lsp_copilot.training.augment import Renaming
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import CrossFileIndex, build_examples, iterate_batches, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
@@ -185,7 +185,7 @@ def train(cfg: TrainConfig) -> dict:
             opt.load_state_dict(torch.load(opt_file))
 
     index = CrossFileIndex(train_files)
-    renaming = Renaming(tuple(name_pool(f.text for f in train_files)), cfg.rename_rate) if cfg.rename_rate else None
+    renaming = Renaming.for_corpus(train_files, cfg.rename_rate) if cfg.rename_rate else None
     valid_ids = tokenize_examples(tok, build_examples(valid_files, CrossFileIndex(valid_files), 10_000, rates))
     valid_rows = pack_rows(valid_ids, cfg.seq_len)[: cfg.eval_rows]
     l2r_ids = tokenize_examples(tok, build_examples(valid_files, index, 10_001, FimRates(fim=0.0)))
