@@ -259,6 +259,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="share of FIM examples with cross-file context whose middle calls a shown definition")
     p.add_argument("--rename-rate", type=float, default=0.0, metavar="SHARE",
                    help="share of files per epoch whose function-local names are renamed (augmentation)")
+    p.add_argument("--callee-rename", type=float, default=0.0, metavar="SHARE",
+                   help="share of examples with cross-file context whose called definitions get new names")
+    p.add_argument("--cross-file-rate", type=float, default=0.35, metavar="SHARE",
+                   help="share of training chunks that carry cross-file context")
     p.add_argument("--accelerated", nargs=argparse.REMAINDER, default=None, metavar="ARGS",
                    help="run the accelerator recipe that made the shipped weights instead (lsp_copilot/training/"
                         "accelerated.py; its own options follow, e.g. --out runs/accel --device cuda)")
@@ -275,7 +279,8 @@ def run_train(args: argparse.Namespace) -> int:
     setup_logging("info")
     common = dict(max_steps=args.max_steps, seq_len=args.seq_len, batch_size=args.batch_size,
                   eval_minutes=args.eval_minutes, corpus_root=args.corpus, threads=args.threads,
-                  call_lines=args.call_lines, rename_rate=args.rename_rate)
+                  call_lines=args.call_lines, rename_rate=args.rename_rate, callee_rename=args.callee_rename,
+                  cross_file_rate=args.cross_file_rate)
     target_dir, draft_dir = args.out / "target", args.out / "draft"
     if args.only in ("target", "both"):
         init = args.init or (target_dir if args.resume and (target_dir / "config.json").exists() else None)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lsp_copilot.training.augment import Renaming
+from lsp_copilot.training.augment import CalleeRenaming, Renaming
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
@@ -70,6 +70,8 @@ class RunConfig:
     chunks: ChunkSizes = field(default_factory=lambda: ChunkSizes(300, 1600, long_rate=0.35, long_max_chars=6000))
     fim: FimRates = field(default_factory=FimRates)  # the training mixture (validation keeps the default one)
     rename_rate: float = 0.0  # share of files per epoch whose function-local names are renamed (augment.py)
+    callee_rename: float = 0.0  # share of context-carrying examples whose called definitions get new names
+    cross_file_rate: float = 0.35  # share of chunks that get cross-file context
     phases: list[PhaseConfig] = field(default_factory=list)
     teacher: Path | None = None  # for a draft phase without a target phase before it
     parts_dir: Path | None = None  # also write each model as tar parts here (for a machine that returns files)
@@ -80,10 +82,12 @@ _WORKER: dict[str, Any] = {}  # per worker process: what the pool's initializer 
 
 
 def _init_worker(files: list[SourceFile], index: CrossFileIndex, tokenizer_dir: str, chunks: ChunkSizes,
-                 rates: FimRates, renaming: Renaming | None) -> None:
+                 rates: FimRates, renaming: Renaming | None, callees: CalleeRenaming | None,
+                 cross_file_rate: float) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch.set_num_threads(1)
-    _WORKER.update(files=files, index=index, chunks=chunks, rates=rates, renaming=renaming,
+    _WORKER.update(files=files, index=index, chunks=chunks, rates=rates, renaming=renaming, callees=callees,
+                   cross_file_rate=cross_file_rate,
                    tok=AutoTokenizer.from_pretrained(tokenizer_dir))
 
 
@@ -94,7 +98,7 @@ def _build_shard(task: tuple[int, int, int, int]) -> np.ndarray:
     if not files:  # a corpus with fewer files than shards
         return np.zeros(0, dtype=np.uint16)
     examples = build_examples(files, _WORKER["index"], seed * 1_000_003 + epoch * 1009 + shard, _WORKER["rates"],
-                              sizes=_WORKER["chunks"], renaming=_WORKER["renaming"])
+                              _WORKER["cross_file_rate"], _WORKER["chunks"], _WORKER["renaming"], _WORKER["callees"])
     return np.asarray(tokenize_examples(_WORKER["tok"], examples), dtype=np.uint16)
 
 
@@ -284,10 +288,11 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     if cfg.rename_rate > 0:
         renaming = Renaming.for_corpus(train_files, cfg.rename_rate)
         log(f"renaming {cfg.rename_rate:.0%} of files per epoch from a pool of {len(renaming.pool)} local names")
+    callees = CalleeRenaming.for_corpus(train_files, cfg.callee_rename) if cfg.callee_rename > 0 else None
     # The pool forks before any accelerator context exists.
     pool = mp.get_context("fork").Pool(cfg.workers, initializer=_init_worker,
                                        initargs=(train_files, index, str(cfg.tokenizer_dir), cfg.chunks, cfg.fim,
-                                                 renaming))
+                                                 renaming, callees, cfg.cross_file_rate))
     feed = EpochFeed(pool, cfg)
     valid = validation_sets(valid_files, tok, cfg)
     device = torch.device(cfg.device)
@@ -345,6 +350,9 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> RunCon
                    help="share of files per epoch whose function-local names are renamed (augmentation)")
     p.add_argument("--call-lines", type=float, default=0.0,
                    help="share of FIM examples with cross-file context whose middle calls a shown definition")
+    p.add_argument("--callee-rename", type=float, default=0.0,
+                   help="share of examples with cross-file context whose called definitions are renamed (augment.py)")
+    p.add_argument("--cross-file-rate", type=float, default=0.35, help="share of chunks with cross-file context")
     p.add_argument("--shapes", type=str, default="", help="JSON {role: shape} overriding MODEL_SHAPES (tests)")
     p.add_argument("--init-target", type=Path, default=None, help="continue the target from these weights")
     p.add_argument("--init-draft", type=Path, default=None, help="continue the draft from these weights")
@@ -357,6 +365,7 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> RunCon
         out_dir=a.out, tokenizer_dir=a.tokenizer, corpus_root=a.corpus, device=a.device, seq_len=a.seq_len,
         batch_size=a.batch_size, workers=a.workers, eval_seconds=a.eval_seconds, eval_rows=a.eval_rows,
         parts_dir=a.parts, fim=FimRates(call_lines=a.call_lines), rename_rate=a.rename_rate,
+        callee_rename=a.callee_rename, cross_file_rate=a.cross_file_rate,
         phases=[p for p in (
             PhaseConfig("target", a.target_seconds, a.target_lr, shapes["target"], init_from=a.init_target),
             PhaseConfig("draft", a.draft_seconds, a.draft_lr, shapes["draft"], distill_weight=a.distill_weight,

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lsp_copilot.training.corpus import SourceFile
+from lsp_copilot.training.fim import DEFINED_NAME
 
 # Names never renamed: the language's, the builtins, the conventional receivers and the soft keywords.
 _RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "match", "case", "_", "type"}
@@ -181,3 +182,66 @@ class Renaming:
         if rng.random() >= self.rate:
             return f.text
         return rename_locals(f.text, self.pool, rng, self.share, self.names.get(f.path))
+
+
+_NAME_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def name_words(name: str) -> list[str]:
+    """`_parse_header_value` -> [parse, header, value]; `HeaderParser` -> [header, parser] (lower case)."""
+    return [w.lower() for w in _NAME_PARTS.findall(name)]
+
+
+@dataclass(frozen=True)
+class CalleeRenaming:
+    """Cross-file examples whose shown definitions get new names, the same in the context and in the calling chunk.
+
+    A model that has memorised the corpus knows every stdlib function's name and never needs the context to call it;
+    on a workspace it has not seen, the context is the only place the name is written. Renaming a called definition
+    to a fresh but plausible name (words of the corpus' own definition names, same style and word count) makes the
+    context block the only source of the name, so the examples teach copying it from there.
+    """
+
+    words: tuple[str, ...]
+    rate: float = 0.8  # share of context-carrying examples whose called definitions are renamed
+
+    @classmethod
+    def for_corpus(cls, files: Sequence[SourceFile], rate: float, size: int = 2000) -> CalleeRenaming:
+        """The `size` most common words (3 letters or more) of the `def`/`class` names of the corpus' non-test files
+        as the material for new names."""
+        counts = Counter(w for f in files if "test" not in f.path for name in DEFINED_NAME.findall(f.text)
+                         for w in name_words(name) if len(w) > 2 and not w.isdigit())
+        return cls(tuple(w for w, _ in counts.most_common(size)), rate)
+
+    def fresh_name(self, name: str, rng: random.Random, taken: set[str]) -> str:
+        """A new name in `name`'s style (leading underscores, CamelCase or snake_case, its number of words)."""
+        stem = name.lstrip("_")
+        lead = name[: len(name) - len(stem)]
+        n_words = min(3, max(1, len(name_words(stem))))
+        for _ in range(20):
+            words = rng.sample(self.words, n_words)
+            new = lead + ("".join(w.capitalize() for w in words) if stem[:1].isupper() else "_".join(words))
+            if new not in taken and new not in _RESERVED:
+                return new
+        return name  # the pool is exhausted for this example: keep the original
+
+    def apply(self, chunk: str, context: list[tuple[str, str]], rng: random.Random
+              ) -> tuple[str, list[tuple[str, str]]]:
+        """(chunk, context), renamed with probability `rate`: every name the context defines that the chunk uses."""
+        if rng.random() >= self.rate:
+            return chunk, context
+        used = set(_WORD.findall(chunk))
+        names = sorted({n for _, text in context for n in DEFINED_NAME.findall(text)} & used - _RESERVED)
+        if not names:
+            return chunk, context
+        taken = used | {w for _, text in context for w in _WORD.findall(text)}
+        mapping: dict[str, str] = {}
+        for name in names:
+            mapping[name] = self.fresh_name(name, rng, taken)
+            taken.add(mapping[name])
+        pattern = re.compile(rf"\b(?:{'|'.join(map(re.escape, names))})\b")
+
+        def rename(text: str) -> str:
+            return pattern.sub(lambda m: mapping[m.group(0)], text)
+
+        return rename(chunk), [(path, rename(text)) for path, text in context]

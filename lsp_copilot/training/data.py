@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lsp_copilot.training.augment import Renaming
+from lsp_copilot.training.augment import CalleeRenaming, Renaming
 from lsp_copilot.training.corpus import SourceFile
 from lsp_copilot.training.fim import FimRates, make_example
 
@@ -91,7 +91,8 @@ class CrossFileIndex:
         """[(path, definitions text)] for names called in `chunk` and defined in another related module."""
         own = module_name(f.path)
         used_names = set(_CALLED.findall(chunk)) - _GENERIC_NAMES
-        candidates = [m for m in imported_modules(f.text) if m in self.defs_by_module]
+        candidates = [m for m in sorted(imported_modules(f.text)) if m in self.defs_by_module]  # (a set: sorted, so
+        # the examples do not depend on PYTHONHASHSEED)
         directory = f.path.rsplit("/", 1)[0] if "/" in f.path else None
         if directory is not None and not directory.startswith("test"):
             candidates += self.dir_modules.get(directory, [])
@@ -147,7 +148,7 @@ def chunk_file(text: str, rng: random.Random, sizes: ChunkSizes = ChunkSizes()) 
 
 def build_examples(
     files: list[SourceFile], index: CrossFileIndex, seed: int, rates: FimRates, cross_file_rate: float = 0.35,
-    sizes: ChunkSizes = ChunkSizes(), renaming: Renaming | None = None,
+    sizes: ChunkSizes = ChunkSizes(), renaming: Renaming | None = None, callees: CalleeRenaming | None = None,
 ) -> list[list[str]]:
     """One epoch of examples (as text pieces), shuffled; a new seed gives new cuts, FIM splits and renamings."""
     rng = random.Random(seed)
@@ -156,6 +157,8 @@ def build_examples(
         text = renaming.apply(f, rng) if renaming is not None else f.text  # no draw without renaming
         for chunk in chunk_file(text, rng, sizes):
             context = index.context_for(f, chunk) if rng.random() < cross_file_rate else []
+            if context and callees is not None:  # (no draw without it: the shipped recipe's stream is unchanged)
+                chunk, context = callees.apply(chunk, context, rng)
             examples.append(make_example(chunk, f.path, context, rng, rates))
     rng.shuffle(examples)
     return examples

@@ -56,13 +56,13 @@ def choose_middle(text: str, rng: random.Random, rates: FimRates) -> tuple[int, 
     return start, end
 
 
-_DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+DEFINED_NAME = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]*)", re.M)
 
 
 def call_line(text: str, context: list[tuple[str, str]], rng: random.Random) -> tuple[int, int] | None:
     """[start, end) of a random line of `text` that calls a name defined in `context` (from after its indentation
     to its end), or None when no line does."""
-    names = {name for _, ctx_text in context for name in _DEFINED.findall(ctx_text)}
+    names = {name for _, ctx_text in context for name in DEFINED_NAME.findall(ctx_text)}
     if not names:
         return None
     call = re.compile(rf"\b(?:{'|'.join(map(re.escape, sorted(names)))})\s*\(")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
-from lsp_copilot.training.augment import Renaming
+from lsp_copilot.training.augment import CalleeRenaming, Renaming
 from lsp_copilot.training.corpus import SourceFile, iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import CrossFileIndex, build_examples, iterate_batches, pack_rows, tokenize_examples
 from lsp_copilot.training.fim import FimRates
@@ -60,6 +60,8 @@ class TrainConfig:
     threads: int = 0  # 0 = torch default
     call_lines: float = 0.0  # FimRates.call_lines: middles that call a definition shown in the cross-file context
     rename_rate: float = 0.0  # share of files per epoch whose function-local names are renamed (augment.py)
+    callee_rename: float = 0.0  # share of context-carrying examples whose called definitions get new names
+    cross_file_rate: float = 0.35  # share of chunks that get cross-file context
 
 
 def build_model(role: str, vocab_size: int, eos_id: int, pad_id: int,
@@ -186,6 +188,7 @@ def train(cfg: TrainConfig) -> dict:
 
     index = CrossFileIndex(train_files)
     renaming = Renaming.for_corpus(train_files, cfg.rename_rate) if cfg.rename_rate else None
+    callees = CalleeRenaming.for_corpus(train_files, cfg.callee_rename) if cfg.callee_rename else None
     valid_ids = tokenize_examples(tok, build_examples(valid_files, CrossFileIndex(valid_files), 10_000, rates))
     valid_rows = pack_rows(valid_ids, cfg.seq_len)[: cfg.eval_rows]
     l2r_ids = tokenize_examples(tok, build_examples(valid_files, index, 10_001, FimRates(fim=0.0)))
@@ -203,7 +206,8 @@ def train(cfg: TrainConfig) -> dict:
     bar = tqdm(total=int(budget), unit="s", desc=f"train {cfg.role}", file=sys.stderr, mininterval=5)
     done = False
     while not done:
-        examples = build_examples(train_files, index, cfg.seed * 1000 + epoch, rates, renaming=renaming)
+        examples = build_examples(train_files, index, cfg.seed * 1000 + epoch, rates, cfg.cross_file_rate,
+                                  renaming=renaming, callees=callees)
         rows = pack_rows(tokenize_examples(tok, examples), cfg.seq_len)
         epoch += 1
         state["epochs_started"] = epoch

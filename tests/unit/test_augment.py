@@ -1,11 +1,20 @@
-"""Renaming augmentation of training files: what it may rename, that programs keep their behaviour, round trips."""
+"""Renaming augmentations of training data: what they may rename, that programs keep their behaviour, round trips,
+and cross-file examples whose called definitions get new names in both places."""
 
 from __future__ import annotations
 
 import ast
 import random
 
-from lsp_copilot.training.augment import Renaming, apply_renames, draw_renames, renamable_names, rename_locals
+from lsp_copilot.training.augment import (
+    CalleeRenaming,
+    Renaming,
+    apply_renames,
+    draw_renames,
+    name_words,
+    renamable_names,
+    rename_locals,
+)
 from lsp_copilot.training.corpus import iter_stdlib_files, split_corpus
 from lsp_copilot.training.data import ChunkSizes, CrossFileIndex, build_examples
 from lsp_copilot.training.fim import FimRates
@@ -132,3 +141,41 @@ def test_epochs_with_renaming_differ_only_where_asked() -> None:
         ast.parse(body)
         assert any(name in body for name in POOL)
     assert "def dedent(text):" in "".join(bodies)  # a public signature keeps its parameter names
+
+
+def test_name_words_split_both_styles() -> None:
+    assert name_words("_parse_header_value") == ["parse", "header", "value"]
+    assert name_words("HTTPHeaderParser2") == ["http", "header", "parser", "2"]
+
+
+def test_called_definitions_get_one_new_name_in_the_context_and_in_the_chunk() -> None:
+    renaming = CalleeRenaming(("alpha", "beta", "gamma", "delta", "omega"), rate=1.0)
+    context = [("pkg/util.py", 'def quote_string(value):\n    """Quote it."""\nclass TokenList(list):\n'
+                               "def unused_helper(x):\n")]
+    chunk = "    lp = util.quote_string(lp)\n    tl = TokenList()\n    return quote_string_extra(lp)\n"
+    new_chunk, new_context = renaming.apply(chunk, context, random.Random(5))
+    new_text = new_context[0][1]
+    assert "quote_string(" not in new_chunk and "TokenList" not in new_chunk and "TokenList" not in new_text
+    assert "quote_string_extra(lp)" in new_chunk  # whole words only
+    assert "def unused_helper(x):" in new_text  # not called in the chunk: kept
+    quote = new_chunk.split("util.", 1)[1].split("(", 1)[0]
+    cls = new_chunk.split("tl = ", 1)[1].split("(", 1)[0]
+    assert f"def {quote}(value):" in new_text and f"class {cls}(list):" in new_text
+    assert quote.count("_") == 1 and cls[0].isupper() and "_" not in cls  # the original's style and word count
+    assert renaming.apply(chunk, context, random.Random(5)) == (new_chunk, new_context)  # seeded: reproducible
+    assert CalleeRenaming(("alpha",), rate=0.0).apply(chunk, context, random.Random(5)) == (chunk, context)
+
+
+def test_callee_renaming_in_epochs_keeps_python_valid_and_changes_only_context_examples() -> None:
+    files = [f for f in split_corpus(iter_stdlib_files())[0] if f.path.startswith(("importlib/", "logging/"))]
+    callees = CalleeRenaming.for_corpus(files, rate=1.0)
+    assert len(callees.words) > 20 and all(len(w) > 2 for w in callees.words)
+    index = CrossFileIndex(files)
+    sizes = ChunkSizes(100_000, 100_000)
+    plain = build_examples(files, index, 3, FimRates(fim=0.0), 1.0, sizes)
+    renamed = build_examples(files, index, 3, FimRates(fim=0.0), 1.0, sizes, callees=callees)
+    assert len(plain) == len(renamed) and plain != renamed
+    assert sorted(map(len, plain)) == sorted(map(len, renamed))  # same pieces per example, only names changed
+    for example in renamed:
+        if len(example) > 4:  # context blocks, then the file's header and its text
+            ast.parse(max(example, key=len))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -174,3 +175,17 @@ def test_accelerated_run_trains_both_models_and_splits_them_into_parts(tmp_path:
     assert not (again / "target").exists()
     state = json.loads((again / "draft" / "train_state.json").read_text())
     assert state["tokens_seen"] > 0 and "agreement" in state["history"][-1]
+
+
+def test_epochs_do_not_depend_on_the_hash_seed() -> None:
+    """The same seed gives the same examples in any process (sets of module names are iterated sorted)."""
+    script = ("import hashlib\nfrom lsp_copilot.training.corpus import iter_stdlib_files, split_corpus\n"
+              "from lsp_copilot.training.data import CrossFileIndex, build_examples\n"
+              "from lsp_copilot.training.fim import FimRates\n"
+              "files = [f for f in split_corpus(iter_stdlib_files())[0]\n"
+              "         if f.path.startswith(('logging/', 'importlib/', 'concurrent/'))]\n"
+              "ex = build_examples(files, CrossFileIndex(files), 3, FimRates(call_lines=0.5), 1.0)\n"
+              "print(hashlib.sha1(repr(ex).encode()).hexdigest())\n")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(digests) == 1 and len(next(iter(digests)).strip()) == 40
