@@ -235,7 +235,8 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         from lsp_copilot.evaluation.crossfile import CrossFileSettings, run_crossfile
 
-        run_crossfile(model, args.limit, as_json=args.json, settings=CrossFileSettings(direct=args.direct))
+        run_crossfile(model, args.limit, as_json=args.json,
+                      settings=CrossFileSettings(direct=args.direct, cursor=args.cursor))
     return 0
 
 
@@ -339,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direct", action="store_true",
                    help="complete with a plain greedy loop in the embedded models' training layout (and, for "
                         "crossfile, their training-style retrieval) instead of the server's pipeline")
+    p.add_argument("--cursor", choices=["line", "call"], default="line",
+                   help="crossfile: the answer is the whole line (line) or the line from its cross-file callee's "
+                        "name on, as CrossCodeEval splits (call)")
     p.set_defaults(func=run_eval)
 
     _add_train(sub)

@@ -174,8 +174,17 @@ class Pipeline:
             time_limit_s=s.time_limit_ms / 1000.0,
             speculation=s.speculation,
             expected_continuation=expected,
+            guide_names=self.guide_names(ctx, template),
+            guide_typed=ctx.member_typed,
         )
         return PreparedCompletion(ctx, prompt, request, offset, (time.perf_counter() - started) * 1000.0)
+
+    def guide_names(self, ctx: CompletionContext, template: PromptTemplate) -> list[str]:
+        """The names the answer must start by finishing: what the module before the cursor defines, when the
+        cursor follows `module.` of a workspace module (`CompletionSettings.guard_members`); else none."""
+        if not self.settings.guard_members or template.mode == "chat":
+            return []
+        return ctx.members
 
     def shown_text(self, raw: str, ctx: CompletionContext) -> str:
         """What the user sees for raw generated text: the middle extracted (chat families), then post-processed."""

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lsp_copilot.context.index import WorkspaceIndex
@@ -20,6 +20,9 @@ from lsp_copilot.languages import LanguageRegistry, default_registry
 
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _MEMBER_ACCESS = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)?$")
+# A module imported under another name: Python `import a.b as c` / `from a import b as c`, JavaScript
+# `import * as c from './a/b'`; group 1 or 3 is the module's path, group 2 or 4 the local name.
+_MODULE_ALIAS = re.compile(r"([\w.]+)\s+as\s+([A-Za-z_]\w*)|\*\s*as\s+([A-Za-z_$][\w$]*)\s+from\s+['\"]([^'\"]+)['\"]")
 # Words that are never worth a definition lookup (keywords and builtins common to the supported languages).
 _STOPWORDS = frozenset({
     "and", "as", "assert", "async", "await", "break", "case", "catch", "class", "const", "continue", "def",
@@ -67,6 +70,10 @@ class CompletionContext:
     scope_name: str | None = None  # the enclosing function/class name, when known
     offset: int = 0  # the cursor's str offset in the document
     notes: list[str] = field(default_factory=list)  # why a part is missing (no tree, index still building, ...)
+    # The cursor follows `module.` of a workspace module: the names that module defines at its top level (from open
+    # documents and the index) and what is typed of the member; the answer starts by finishing one of them.
+    members: list[str] = field(default_factory=list)
+    member_typed: str = ""
 
     @property
     def parts_tokens(self) -> int:
@@ -214,7 +221,11 @@ class ContextBuilder:
         if s.enable_definitions:
             names = self.definition_candidates(text, line_start, offset, imports)
             member = self.member_access(text[line_start:offset], imports)
-            parts.extend(self._definition_parts(doc, names, imports, store, member))
+            module_defs = self.module_definitions(doc, store, member[0]) if member is not None else []
+            if member is not None:
+                ctx.members = sorted({d.name for d in module_defs if not any(o.contains(d) for o in module_defs)})
+                ctx.member_typed = member[1]
+            parts.extend(self._definition_parts(doc, names, imports, store, member, module_defs))
         if imports:
             parts.append(ContextPart("imports", ctx.path, imports, self.counter.line(imports)))
         if s.enable_snippets:
@@ -274,12 +285,13 @@ class ContextBuilder:
 
     @staticmethod
     def member_access(line_before: str, imports: str) -> tuple[str, str] | None:
-        """(module, typed part of the member) when the cursor follows `module.` (or `module::`, `module->`) and
-        the file imports that module: the user is choosing one of its definitions right now."""
+        """(module's file stem, typed part of the member) when the cursor follows `module.` (or `module::`,
+        `module->`) and the file imports that module (perhaps under another name): the user is choosing one of its
+        definitions right now."""
         m = _MEMBER_ACCESS.search(line_before)
         if m is None or m.group(1) not in set(_IDENT.findall(imports)) - _STOPWORDS:
             return None
-        return m.group(1), m.group(2) or ""
+        return module_aliases(imports).get(m.group(1), m.group(1)), m.group(2) or ""
 
     def definition_candidates(self, text: str, line_start: int, offset: int,
                               imports: str) -> tuple[list[str], list[str]]:
@@ -324,8 +336,21 @@ class ContextBuilder:
             self._open_by_name = (key, by_name)
         return self._open_by_name[1], {self.relative_path(other) for other in open_docs}
 
+    def module_definitions(self, doc: Document, store: DocumentStore, module: str) -> list[Definition]:
+        """The definitions of the workspace files named `module` (open documents first, then the index), in file
+        order, the current file and other languages left out."""
+        found = [d for other in store if other.uri != doc.uri and Path(self.relative_path(other)).stem == module
+                 for d in self._open_definitions(other)]
+        open_paths = {self.relative_path(other) for other in store if other.uri != doc.uri}
+        if self.settings.enable_index:
+            found += [d for d in self.index.definitions_in_module(module) if d.path not in open_paths]
+        family = _FAMILIES.get(doc.language or "", doc.language)
+        current = self.relative_path(doc)
+        return [d for d in found if d.path != current and self._family_of(d.path) == family]
+
     def _definition_parts(self, doc: Document, candidates: tuple[list[str], list[str]], imports: str,
-                          store: DocumentStore, member: tuple[str, str] | None = None) -> list[ContextPart]:
+                          store: DocumentStore, member: tuple[str, str] | None = None,
+                          module_defs: list[Definition] | None = None) -> list[ContextPart]:
         """Definitions of the candidate names, open documents first, then the index; grouped per file.
 
         Priority: when the cursor follows `module.`, that module's definitions (those starting with what is typed
@@ -355,12 +380,8 @@ class ContextBuilder:
         names, usage = candidates
         members: list[list[Definition]] = []
         if member is not None:
-            module, typed = member
-            found = [d for other in store if other.uri != doc.uri and Path(self.relative_path(other)).stem == module
-                     for d in self._open_definitions(other)]
-            if s.enable_index:
-                found += [d for d in self.index.definitions_in_module(module) if d.path not in open_paths]
-            found = [d for d in found if d.path != current and self._family_of(d.path) == family]
+            typed = member[1]
+            found = module_defs if module_defs is not None else self.module_definitions(doc, store, member[0])
             members = [[d] for d in sorted(found, key=lambda d: not d.name.startswith(typed))]  # stable: file order
         strong: list[list[Definition]] = []
         weak: list[list[Definition]] = []
@@ -421,6 +442,18 @@ class ContextBuilder:
                 fitted.append(cut)
                 used += self._part_cost(cut)
         return fitted
+
+
+def module_aliases(imports: str) -> dict[str, str]:
+    """{local name: the module's file stem} for modules imported under another name (`from email import
+    _header_value_parser as parser` -> {"parser": "_header_value_parser"}), so `parser.` finds the right file."""
+    aliases: dict[str, str] = {}
+    for m in _MODULE_ALIAS.finditer(imports):
+        if m.group(2):  # a dotted Python module
+            aliases[m.group(2)] = m.group(1).rsplit(".", 1)[-1]
+        else:  # a JavaScript module path, with or without its extension
+            aliases[m.group(3)] = PurePosixPath(m.group(4)).stem
+    return aliases
 
 
 def _references(words: Iterable[str]) -> list[str]:

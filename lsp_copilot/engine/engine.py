@@ -15,6 +15,7 @@ from torch import Tensor
 from lsp_copilot.engine.costs import CostModel, measure_costs
 from lsp_copilot.engine.detok import StopTracker
 from lsp_copilot.engine.drafting import Draft, LookupDrafter, ModelDrafter, ScreenDrafter
+from lsp_copilot.engine.guide import NameGuide, VocabIndex
 from lsp_copilot.engine.lean import LeanLlama, RowKernel, lean_supported, load_row_kernel
 from lsp_copilot.engine.loading import (
     check_same_tokenizer,
@@ -135,6 +136,7 @@ class Engine:
         self.costs: CostModel | None = measure_costs(target, draft) if draft is not None and settings.cost_aware \
             else None
         self._gated_skips = 0  # consecutive steps on which the cost model skipped the draft model
+        self._vocab: VocabIndex | None = None  # token texts for name-guided picks (`vocab_index`)
 
     @classmethod
     def load(cls, model_dir: Path, draft_dir: Path | None = None, device: str = "auto",
@@ -162,6 +164,12 @@ class Engine:
         ids = [self.tokenizer.convert_tokens_to_ids(t) for t in tokens]
         return [i for i in ids if isinstance(i, int) and i != self.tokenizer.unk_token_id and i not in self.eos_ids]
 
+    def vocab_index(self) -> VocabIndex:
+        """Token ids by text for name-guided picks (built on first use: one decode per vocabulary entry)."""
+        if self._vocab is None:
+            self._vocab = VocabIndex(self.tokenizer, never=self.stop_ids)
+        return self._vocab
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the engine would feed it (special-token text counts as one token)."""
         return len(encode_prompt(self.tokenizer, text))
@@ -181,6 +189,27 @@ class Engine:
         if self.draft is not None:
             self.draft.truncate(0)
         self.prefix_cache.clear()
+
+    def continuation_logprobs(self, prompt: str, continuation: str) -> list[float]:
+        """Log-probability of each token of `continuation` (tokenized on its own) right after `prompt`.
+
+        How likely the model finds a reference answer, whatever greedy decoding picks: evaluations use it to see
+        whether context helps before it changes the argmax. The live cache is rebuilt from scratch (the prefix
+        cache is left alone), so a later `generate` stays exact.
+        """
+        ids = encode_prompt(self.tokenizer, prompt)
+        answer: list[int] = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        if not ids or not answer:
+            raise RequestError("both the prompt and the continuation need at least one token")
+        if len(ids) + len(answer) > self.target.capacity:
+            raise RequestError(f"{len(ids) + len(answer)} tokens; the model's context holds {self.target.capacity}")
+        with torch.inference_mode():
+            self.target.truncate(0)
+            logits = self.target.forward([*ids, *answer]).float()  # [P + A, V]
+            self.target.truncate(0)
+        # the token at position P + i is predicted by the logits at P + i - 1
+        logp = torch.log_softmax(logits[len(ids) - 1 : -1], dim=-1)  # [A, V]
+        return logp.gather(1, torch.tensor(answer, device=logp.device)[:, None])[:, 0].tolist()
 
     def generate(self, req: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[str]:
         """Stream the completion of `req` as text deltas; blocking; `last_result` describes it afterwards.
@@ -227,8 +256,12 @@ class Engine:
             return
         result.reused_tokens = self._reuse_prefix(ids)
         logits = self.prefill(ids[result.reused_tokens:])  # [V]
-        # the first token comes from the prompt's logits in every speculation mode, so this ban keeps them equal
-        token = sampler.pick(logits, () if req.allow_empty else sorted(self.stop_ids))
+        # the first token comes from the prompt's logits in every speculation mode, so these rules keep them equal
+        guide = NameGuide(self.vocab_index(), req.guide_typed, req.guide_names) if req.guide_names else None
+        token = sampler.pick(logits, () if req.allow_empty else sorted(self.stop_ids),
+                             guide.allowed() if guide is not None else None)
+        if guide is not None:
+            guide.push(token)
         seq = list(ids)  # prompt + emitted tokens; the cache holds all of it but the last token
         lookup = LookupDrafter(self.settings.lookup_max_ngram, self.settings.lookup_min_ngram,
                                self.settings.draft_start, self.settings.lookup_max_tokens)
@@ -253,6 +286,10 @@ class Engine:
             if stop is not None:
                 tracker.finish(stop, flush=stop != "cancelled")
                 break
+            if guide is not None and guide.active and (only := guide.allowed()) is not None:
+                pending = [self.guided_step(seq[-1], sampler, only, result)]  # the same in every mode
+                guide.push(pending[0])
+                continue
             room = min(self.settings.max_draft, req.max_new_tokens - tracker.count - 1,
                        self.target.capacity - len(seq) - 1)
             draft = self._propose(sources, seq, tracker, room, lookup, screen, sampler, req.speculation == "auto")
@@ -269,6 +306,16 @@ class Engine:
     def prefill(self, new_ids: list[int]) -> Tensor:
         """Run the prompt tokens not in the cache; return the logits [V] of the last one."""
         return self.target.forward(new_ids, all_logits=False)[-1]
+
+    def guided_step(self, last: int, sampler: Sampler, only: list[int], result: GenerationResult) -> int:
+        """One plain forward over [last]; the next token picked among `only` (a name guide's step).
+
+        Cache invariant as in `decode_step`: before, the cache holds the sequence up to (excluding) `last`; after,
+        up to (excluding) the returned token.
+        """
+        logits = self.target.forward([last])[-1]  # [V]
+        result.forwards += 1
+        return sampler.pick(logits, (), only)
 
     def decode_step(self, last: int, draft: Draft | None, sampler: Sampler, result: GenerationResult) -> list[int]:
         """One target forward over [last] + draft; return the tokens it emits (accepted drafts + one more).

@@ -56,10 +56,16 @@ class Sampler:
         """One token from distribution p [V]."""
         return int(torch.multinomial(p.cpu(), 1, generator=self.gen).item())
 
-    def pick(self, logits: Tensor, also_banned: Sequence[int] = ()) -> int:
-        """The next token from logits [V], never one of `also_banned` (for this choice only)."""
-        if also_banned:
+    def pick(self, logits: Tensor, also_banned: Sequence[int] = (), only: Sequence[int] | None = None) -> int:
+        """The next token from logits [V], never one of `also_banned` and, when `only` is given, one of those (for
+        this choice only)."""
+        if also_banned or only:
             logits = logits.clone()
+        if only:
+            keep = logits[..., list(only)].clone()
+            logits.fill_(float("-inf"))
+            logits[..., list(only)] = keep
+        if also_banned:
             logits[..., list(also_banned)] = float("-inf")
         if self.greedy:
             return int(torch.argmax(self.restrict(logits)).item())

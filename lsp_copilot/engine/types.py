@@ -37,6 +37,11 @@ class GenerationRequest:
     # False: the first token may not end the answer (EOS or another stop token), so the caller gets the model's best
     # non-empty answer. Only the first token (picked from the prompt's logits, before any speculation) is affected.
     allow_empty: bool = True
+    # When given, the answer starts by finishing one of these names, of which `guide_typed` is already written (the
+    # pipeline passes what the module before the cursor defines: `parser.|` -> `quote_string`). Those tokens are
+    # picked one per forward in every speculation mode, so all modes still give the same output (guide.py).
+    guide_names: Sequence[str] = ()
+    guide_typed: str = ""
 
     def validate(self) -> None:
         """Raise RequestError on a field the engine cannot honour."""

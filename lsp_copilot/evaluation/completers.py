@@ -163,6 +163,17 @@ class DirectModelCompleter:
             return [*context_ids, fp, fs, *suffix_ids, fm, *prefix_ids], shown
         return [*context_ids, fp, *prefix_ids, fs, *suffix_ids, fm], shown
 
+    def answer_loss(self, query: CompletionQuery, answer: str) -> float:
+        """Mean negative log-likelihood (nats per token) of `answer` right after this completer's prompt."""
+        import torch
+
+        prompt, _ = self.encode_prompt(query)
+        answer_ids = self.encode(answer)
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([prompt + answer_ids])).logits[0].float()  # [P + A, V]
+        logp = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)  # row i predicts answer token i
+        return -float(logp.gather(1, torch.tensor(answer_ids)[:, None]).mean())
+
     def __call__(self, query: CompletionQuery) -> Completion:
         import torch
 
@@ -182,30 +193,6 @@ class DirectModelCompleter:
                 step = self.model(input_ids=torch.tensor([[nxt]]), cache=step.cache, use_cache=True)  # [1, 1, V]
                 nxt = self.sampler.pick(step.logits[0, -1])
         return Completion(first_line(text), len(out), shown)
-
-
-class PipelineCompleter:
-    """The server's own path (context -> prompt -> engine -> postprocess) via `lsp_copilot.pipeline.Pipeline`.
-
-    The pipeline API this relies on: `Pipeline.load(model_dir, draft_dir=None) ` or `Pipeline(settings)`, and
-    `complete_text(text, offset, path, workspace=...) -> str`. Cross-file runs need the workspace index to be
-    (re)built for `query.workspace`; see `crossfile.py`.
-    """
-
-    def __init__(self, complete_text: Callable[..., Any], count_tokens: Callable[[str], int] | None = None) -> None:
-        self.complete_text = complete_text
-        self.count_tokens = count_tokens
-
-    def __call__(self, query: CompletionQuery) -> Completion:
-        kwargs: dict[str, Any] = {}
-        if query.workspace is not None:
-            kwargs["workspace"] = query.workspace
-        result = self.complete_text(query.text, query.offset, query.path, **kwargs)
-        text = result if isinstance(result, str) else str(getattr(result, "text", result))
-        tokens = getattr(result, "tokens", None)
-        if tokens is None:
-            tokens = self.count_tokens(text) if self.count_tokens and text else 0
-        return Completion(text, int(tokens))
 
 
 @dataclass

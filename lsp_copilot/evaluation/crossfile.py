@@ -6,6 +6,8 @@ xmlrpc, wsgiref, tomllib) are read from the running Python's stdlib. In each mod
 this module (`from .m import f`, `from pkg.m import f as g`, `from pkg import m`, `import pkg.m [as m]`; imports inside
 functions count too). Every single-line statement (the `humaneval_infill.single_line_statements` rule) containing
 such a call is one task: the cursor after the line's indentation, the line removed, exact match on the stripped line.
+With `--cursor call` the line is kept up to its first cross-file callee's name (`lp = parser.|quote_string(lp)`), as
+CrossCodeEval splits at the first use of a cross-file name, and the answer is the rest of the line.
 
 Each package is copied into a temporary workspace (`<tmp>/<package>/...`), and each task is completed twice: with the
 workspace index (`CompletionQuery.workspace` set: the completer indexes that folder) and without it (the file alone).
@@ -21,11 +23,11 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from lsp_copilot.evaluation.completers import Completer, CompletionQuery, DirectModelCompleter, TimedCompletion, timed
 from lsp_copilot.evaluation.humaneval_infill import select, single_line_statements
@@ -33,6 +35,8 @@ from lsp_copilot.evaluation.models import EMBEDDED_DIR, make_model_completer
 from lsp_copilot.evaluation.report import SystemScore, emit, format_table, score_system
 from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, SourceFile, stdlib_root
 from lsp_copilot.training.data import CrossFileIndex, module_name
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,12 @@ def collect_imports(tree: ast.AST, current: str, is_package: bool, defs: Mapping
     return found
 
 
+def callee_column(call: ast.Call) -> int:
+    """Byte column where the called name starts: `f` in `f(...)`, `f` in `mod.f(...)` (after the dot)."""
+    func = call.func
+    return func.end_col_offset - len(func.attr) if isinstance(func, ast.Attribute) else func.col_offset  # type: ignore[operator]
+
+
 def cross_file_callees(call: ast.Call, imports: _Imports, defs: Mapping[str, set[str]]) -> str | None:
     """"module.name" if `call` calls a sibling module's top-level definition, else None."""
     func = call.func
@@ -115,17 +125,27 @@ def cross_file_callees(call: ast.Call, imports: _Imports, defs: Mapping[str, set
     return None
 
 
-def derive_file_tasks(path: str, source: str, defs: Mapping[str, set[str]]) -> list[CrossFileTask]:
-    """The tasks of one module (`path` relative to the workspace root), in line order."""
+def derive_file_tasks(path: str, source: str, defs: Mapping[str, set[str]], cursor: str = "line"
+                      ) -> list[CrossFileTask]:
+    """The tasks of one module (`path` relative to the workspace root), in line order.
+
+    `cursor`: "line" removes the whole line (the cursor after its indentation); "call" keeps the line up to the
+    first cross-file callee's name (`lp = parser.|quote_string(lp)`), CrossCodeEval's split at the first use of a
+    cross-file name, so the answer starts with the name that only the other file tells.
+    """
+    if cursor not in ("line", "call"):
+        raise ValueError(f"cursor must be 'line' or 'call', got {cursor!r}")
     current = module_name(path)
     tree = ast.parse(source)
     imports = collect_imports(tree, current, path.endswith("__init__.py"), defs)
     callees: dict[int, set[str]] = {}
+    first_column: dict[int, int] = {}  # row -> byte column of its first cross-file callee's name
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.lineno == node.end_lineno:
             callee = cross_file_callees(node, imports, defs)
             if callee is not None:
                 callees.setdefault(node.lineno, set()).add(callee)
+                first_column[node.lineno] = min(first_column.get(node.lineno, 1 << 30), callee_column(node))
     lines = source.splitlines(keepends=True)
     tasks = []
     for row in single_line_statements(source):
@@ -133,10 +153,13 @@ def derive_file_tasks(path: str, source: str, defs: Mapping[str, set[str]]) -> l
             continue
         line = lines[row - 1]
         body = line.rstrip("\r\n")
-        indent = body[: len(body) - len(body.lstrip(" \t"))]
-        before = "".join(lines[: row - 1]) + indent
-        text = before + line[len(body):] + "".join(lines[row:])  # the line's text removed, its newline kept
-        tasks.append(CrossFileTask(f"{path}:{row}", path, text, len(before), body.strip(), tuple(sorted(callees[row]))))
+        keep = body[: len(body) - len(body.lstrip(" \t"))]  # "line": the indentation stays
+        if cursor == "call":
+            keep = body.encode("utf-8")[: first_column[row]].decode("utf-8")
+        before = "".join(lines[: row - 1]) + keep
+        text = before + line[len(body):] + "".join(lines[row:])  # the rest of the line removed, its newline kept
+        tasks.append(CrossFileTask(f"{path}:{row}", path, text, len(before), body[len(keep):].strip(),
+                                   tuple(sorted(callees[row]))))
     return tasks
 
 
@@ -155,20 +178,21 @@ def package_sources(package_dir: Path, root: Path) -> dict[str, str]:
     return out
 
 
-def derive_package_tasks(sources: Mapping[str, str]) -> list[CrossFileTask]:
+def derive_package_tasks(sources: Mapping[str, str], cursor: str = "line") -> list[CrossFileTask]:
     """Tasks of every module of one package (`sources`: relative path -> text)."""
     defs = {module_name(p): top_level_definitions(t) for p, t in sources.items()}
-    return [t for p, text in sources.items() for t in derive_file_tasks(p, text, defs)]
+    return [t for p, text in sources.items() for t in derive_file_tasks(p, text, defs, cursor)]
 
 
-def load_tasks(packages: Sequence[str] = HELD_OUT_PACKAGES, root: Path | None = None) -> list[CrossFileTask]:
+def load_tasks(packages: Sequence[str] = HELD_OUT_PACKAGES, root: Path | None = None,
+               cursor: str = "line") -> list[CrossFileTask]:
     """All tasks of the held-out packages, ordered by path and line."""
     root = root or stdlib_root()
     tasks: list[CrossFileTask] = []
     for pkg in packages:
         if not (root / pkg).is_dir():
             raise FileNotFoundError(f"package {pkg!r} not found under {root}")
-        tasks += derive_package_tasks(package_sources(root / pkg, root))
+        tasks += derive_package_tasks(package_sources(root / pkg, root), cursor)
     return tasks
 
 
@@ -232,42 +256,69 @@ class CrossFileSettings:
     source_root: Path | None = None  # where the packages are read from; default: the running Python's stdlib
     progress: bool = True
     direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
+    cursor: str = "line"  # "line": the whole line is the answer; "call": the line from its cross-file callee on
+
+
+def over_tasks(name: str, each: Callable[[CrossFileTask, CompletionQuery], T], tasks: Sequence[CrossFileTask],
+               workspace: Workspace | None, progress: bool) -> list[T]:
+    """`each(task, query)` for every task, with the workspace index (`workspace` given: the task's file holds the
+    task's text meanwhile) or the file alone."""
+    from tqdm import tqdm
+
+    results = []
+    for task in tqdm(tasks, desc=name, unit="task", file=sys.stderr, disable=not progress, leave=False):
+        if workspace is None:
+            results.append(each(task, task.query(None)))
+        else:
+            with workspace.holding(task) as root:
+                results.append(each(task, task.query(root)))
+    return results
 
 
 def complete_condition(
     name: str, completer: Completer, tasks: Sequence[CrossFileTask], workspace: Workspace | None, progress: bool
 ) -> list[TimedCompletion]:
     """Complete every task, with the workspace index (`workspace` given) or the file alone."""
-    from tqdm import tqdm
+    return over_tasks(name, lambda task, query: timed(completer, query), tasks, workspace, progress)
 
-    results = []
-    for task in tqdm(tasks, desc=name, unit="task", file=sys.stderr, disable=not progress, leave=False):
-        if workspace is None:
-            results.append(timed(completer, task.query(None)))
-        else:
-            with workspace.holding(task) as root:
-                results.append(timed(completer, task.query(root)))
-    return results
+
+def answer_losses(
+    name: str, completer: Completer, tasks: Sequence[CrossFileTask], workspace: Workspace | None, progress: bool
+) -> list[float] | None:
+    """Per task, the mean loss (nats per token) of the expected line after the completer's prompt, with the
+    workspace index (`workspace` given) or the file alone; None when the completer cannot score (baselines)."""
+    score = getattr(completer, "answer_loss", None)
+    if score is None:
+        return None
+    return over_tasks(name, lambda task, query: float(score(query, task.expected)), tasks, workspace, progress)
 
 
 def evaluate(
     tasks: Sequence[CrossFileTask], completer: Completer, settings: CrossFileSettings | None = None
 ) -> list[SystemScore]:
-    """Exact match without and with the workspace index, on the same tasks and the same completer."""
+    """Exact match without and with the workspace index, on the same tasks and the same completer; for a model,
+    also how likely it finds the expected line in each condition (`answer_loss`)."""
     settings = settings or CrossFileSettings()
     expected = [t.expected for t in tasks]
     off = complete_condition("no index", completer, tasks, None, settings.progress)
+    loss_off = answer_losses("loss, no index", completer, tasks, None, settings.progress)
     workspace = Workspace(sorted({t.path.split("/", 1)[0] for t in tasks}), settings.source_root)
     try:
         on = complete_condition("workspace index", completer, tasks, workspace, settings.progress)
+        loss_on = answer_losses("loss, workspace index", completer, tasks, workspace, settings.progress)
     finally:
         workspace.close()
     scores = [score_system("without workspace index", expected, off),
               score_system("with workspace index", expected, on)]
-    for score, results in zip(scores, (off, on), strict=True):
+    for score, results, losses in zip(scores, (off, on), (loss_off, loss_on), strict=True):
         score.extra["callee_match"] = round(callee_match(tasks, results), 4)
         score.extra["context_recall"] = round(context_recall(tasks, results), 4)
         score.extra["edit_similarity"] = round(edit_similarity(tasks, results), 4)
+        if losses:
+            score.extra["answer_loss"] = round(sum(losses) / len(losses), 4)
+    if loss_off and loss_on:  # share of tasks where the index made the expected line more likely
+        lower = sum(b < a for a, b in zip(loss_off, loss_on, strict=True))
+        scores[1].extra["answer_loss_lower"] = round(lower / len(tasks), 4)
     return scores
 
 
@@ -326,7 +377,7 @@ def run_crossfile(
     table (and, with `as_json`, the report as the last line) and returns the report.
     """
     settings = settings or CrossFileSettings()
-    all_tasks = load_tasks(settings.packages, settings.source_root)
+    all_tasks = load_tasks(settings.packages, settings.source_root, settings.cursor)
     tasks = select(all_tasks, limit)
     path = "injected"
     if completer is None:
@@ -341,6 +392,7 @@ def run_crossfile(
         "benchmark": "crossfile",
         "tasks": len(tasks),
         "tasks_total": len(all_tasks),
+        "cursor": settings.cursor,
         "packages": dict(Counter(t.path.split("/", 1)[0] for t in tasks)),
         "model": None if model_dir is None else str(model_dir),
         "completion_path": path,
@@ -350,12 +402,20 @@ def run_crossfile(
         "context_recall": on.extra["context_recall"],
         "edit_similarity_gain": round(on.extra["edit_similarity"] - off.extra["edit_similarity"], 4),
     }
+    if "answer_loss" in on.extra:
+        report["answer_loss_gain"] = round(off.extra["answer_loss"] - on.extra["answer_loss"], 4)
+        report["answer_loss_lower"] = on.extra["answer_loss_lower"]
+    where = "whole lines" if settings.cursor == "line" else "rests of lines from the callee's name"
     title = (f"crossfile: {len(tasks)} of {len(all_tasks)} lines calling a sibling module's definition "
-             f"({', '.join(settings.packages)}), exact match")
+             f"({', '.join(settings.packages)}; {where}), exact match")
     table = format_table(title, scores) + "\n" + "\n".join(
         f"{s.name}: calls what the expected line calls in {100 * s.extra['callee_match']:.1f}% of tasks; "
         f"the prompt showed the called definitions in {100 * s.extra['context_recall']:.1f}%; "
         f"edit similarity {100 * s.extra['edit_similarity']:.1f}%"
+        + (f"; loss of the expected line {s.extra['answer_loss']:.3f} nats/token" if "answer_loss" in s.extra else "")
         for s in scores)
+    if "answer_loss_gain" in report:
+        table += (f"\nthe index lowered the expected line's loss by {report['answer_loss_gain']:.3f} nats/token on "
+                  f"average, and on {100 * report['answer_loss_lower']:.1f}% of the tasks")
     emit(report, table, as_json, out)
     return report

@@ -46,7 +46,8 @@ class PipelineCompleter:
             self._builders[workspace] = builder
         return self._builders[workspace]
 
-    def __call__(self, query: CompletionQuery) -> Completion:
+    def prepare(self, query: CompletionQuery) -> tuple[Any, Any]:
+        """(Pipeline, PreparedCompletion) for the query: context and prompt exactly as the server builds them."""
         from lsp_copilot.documents import DocumentStore
         from lsp_copilot.pipeline import Pipeline
 
@@ -61,12 +62,21 @@ class PipelineCompleter:
         # more than `tree_wait_ms`, which would make the scores depend on the machine's load).
         doc.wait_fresh(30.0)
         pipeline = Pipeline(self.model, builder, self.settings.completion)
-        run = pipeline.start(pipeline.prepare(doc, query.offset, store))
+        return pipeline, pipeline.prepare(doc, query.offset, store)
+
+    def __call__(self, query: CompletionQuery) -> Completion:
+        pipeline, prepared = self.prepare(query)
+        run = pipeline.start(prepared)
         for _ in run.iterate():
             pass
         suggestion = run.suggestion()
-        shown = "\n".join(f"{part.path}\n{part.text}" for part in run.prepared.ctx.parts)
+        shown = "\n".join(f"{part.path}\n{part.text}" for part in prepared.ctx.parts)
         return Completion(suggestion.text, suggestion.tokens, shown)
+
+    def answer_loss(self, query: CompletionQuery, answer: str) -> float:
+        """Mean negative log-likelihood (nats per token) of `answer` right after the server's prompt for `query`."""
+        logprobs = self.model.engine.continuation_logprobs(self.prepare(query)[1].prompt, answer)
+        return -sum(logprobs) / len(logprobs)
 
     def count_tokens(self, text: str) -> int:
         return int(self.model.engine.count_tokens(text))

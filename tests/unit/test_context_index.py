@@ -222,8 +222,13 @@ def test_after_an_imported_module_and_a_dot_its_definitions_come_first(tmp_path:
     doc = store.open(parser.as_uri(), "python", 1, text)
     builder = ContextBuilder(ContextSettings(max_definitions=1), estimate_tokens)
     builder.set_workspace([root], background=False)
-    defs = [p for p in builder.build(doc, offset, store).parts if p.kind == "definitions"]
+    ctx = builder.build(doc, offset, store)
+    defs = [p for p in ctx.parts if p.kind == "definitions"]
     assert [p.path for p in defs] == ["pkg/errors.py"] and defs[0].text.startswith(first)
+    # what the module defines at its top level, for the pipeline's first-token rule
+    assert (ctx.members, ctx.member_typed) == (["MissingFieldError", "ParseError"], typed)
+    plain = text.index("return value")
+    assert builder.build(doc, plain, store).members == []  # not after `module.`
     assert ContextBuilder.member_access("    x = local.", "from pkg import errors\n") is None  # not a module
     builder.close()
 
@@ -237,3 +242,13 @@ def test_definitions_by_module_follow_changes_and_deletions(py_ws: Path) -> None
     assert [d.name for d in index.definitions_in_module("geometry")] == ["only_this"]
     index.update_file(py_ws / "geometry.py", None)
     assert index.definitions_in_module("geometry") == []
+
+
+def test_a_module_imported_under_another_name_is_found_by_its_file() -> None:
+    from lsp_copilot.context.builder import module_aliases
+
+    imports = ("from email import _header_value_parser as parser\nimport os.path as osp\n"
+               "import * as strings from './util/strings.js'\nfrom pkg import errors\n")
+    assert module_aliases(imports) == {"parser": "_header_value_parser", "osp": "path", "strings": "strings"}
+    assert ContextBuilder.member_access("        lp = parser.quo", imports) == ("_header_value_parser", "quo")
+    assert ContextBuilder.member_access("    raise errors.", imports) == ("errors", "")

@@ -148,6 +148,33 @@ def test_a_request_that_disallows_empty_answers_never_ends_at_its_first_token(ti
     assert engine.tokenizer(answers["off"], add_special_tokens=False)["input_ids"][0] != first
 
 
+def test_a_name_guide_finishes_a_known_name_the_same_in_every_mode(tiny_models: tuple[Path, Path]) -> None:
+    """guide_names (the pipeline's rule after `module.`): the answer starts with one of the names, completed, then
+    the model goes on freely; every speculation mode gives the same output."""
+    target, draft = tiny_models
+    engine = Engine.load(target, draft, device="cpu")
+    names = ["quote_string", "quote_header", "parse_value"]
+    prompt = fim_prompts(1, seed=5)[0]
+    free, _ = run(engine, GenerationRequest(prompt, max_new_tokens=10, speculation="off"))
+    answers = {spec: run(engine, GenerationRequest(prompt, max_new_tokens=10, speculation=spec,
+                                                   guide_names=names))[0]
+               for spec in ("off", "lookup", "draft", "auto")}
+    assert len(set(answers.values())) == 1, answers
+    answer = answers["off"]
+    assert answer != free and any(answer.startswith(n) and not (answer[len(n):][:1].isalnum() or
+                                                                answer[len(n):][:1] == "_") for n in names), answer
+    typed, _ = run(engine, GenerationRequest(prompt, max_new_tokens=10, speculation="off", guide_names=names,
+                                             guide_typed="parse_"))
+    assert typed.startswith("value"), typed  # what is typed already is not repeated
+
+
+def test_sampler_pick_can_keep_only_some_tokens_for_one_choice() -> None:
+    sampler = Sampler(0.0, 1.0, 0, torch.device("cpu"), banned=[2])
+    logits = torch.tensor([0.0, 1.0, 9.0, 2.0, 8.0])
+    assert sampler.pick(logits, only=[0, 1, 2]) == 1 and sampler.pick(logits, [1], only=[0, 1]) == 0
+    assert sampler.pick(logits) == 4 and float(logits[4]) == 8.0
+
+
 def test_sampler_pick_can_ban_more_for_one_choice() -> None:
     sampler = Sampler(0.0, 1.0, 0, torch.device("cpu"), banned=[2])
     logits = torch.tensor([0.0, 1.0, 9.0, 2.0, 8.0])

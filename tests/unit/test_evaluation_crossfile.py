@@ -74,6 +74,19 @@ def toy_tasks(root: Path) -> list[CrossFileTask]:
     return derive_package_tasks(package_sources(root / "toy", root))
 
 
+def test_call_cursor_keeps_the_line_up_to_the_cross_file_name(toy_root: Path) -> None:
+    tasks = derive_package_tasks(package_sources(toy_root / "toy", toy_root), cursor="call")
+    by_line = {t.expected: t for t in tasks}
+    assert set(by_line) == {"hlp(z)", "Thing()", "helper(1) + helpers._private()"}
+    for task in tasks:
+        line_start = task.text.rfind("\n", 0, task.offset) + 1
+        typed = task.text[line_start:task.offset]
+        assert typed.strip() in ("a =", "b = helpers.", "e = toy.helpers.")
+        assert task.text[task.offset] == "\n"  # the rest of the line is the answer
+    with pytest.raises(ValueError, match="cursor"):
+        derive_package_tasks(package_sources(toy_root / "toy", toy_root), cursor="word")
+
+
 def test_tasks_are_single_lines_calling_a_sibling_definition(toy_root: Path) -> None:
     by_line = {t.expected: t for t in toy_tasks(toy_root)}
     assert set(by_line) == {"a = hlp(z)", "b = helpers.Thing()", "e = toy.helpers.helper(1) + helpers._private()"}
@@ -190,6 +203,25 @@ def test_the_server_pipeline_on_the_embedded_model_reports_what_retrieval_showed
     assert report["completion_path"] == "pipeline" and report["tasks"] == 3
     assert off["extra"]["context_recall"] == 0.0  # the file alone: no other file's definitions
     assert on["extra"]["context_recall"] > 0.0 and report["context_recall"] == on["extra"]["context_recall"]
+    # the model scores the expected lines in both conditions; the context changes the prompt, so the losses differ
+    assert 0.0 < off["extra"]["answer_loss"] < 20.0 and 0.0 < on["extra"]["answer_loss"] < 20.0
+    assert report["answer_loss_gain"] == round(off["extra"]["answer_loss"] - on["extra"]["answer_loss"], 4) != 0.0
+    assert 0.0 <= report["answer_loss_lower"] <= 1.0
+
+
+def test_answer_loss_is_the_models_own_likelihood_of_the_expected_line(toy_root: Path) -> None:
+    from lsp_copilot.evaluation.models import EMBEDDED_DIR, PipelineCompleter
+
+    completer = PipelineCompleter(EMBEDDED_DIR / "target")
+    task = next(t for t in toy_tasks(toy_root) if t.expected == "a = hlp(z)")
+    greedy = completer(task.query(None)).text
+    # what greedy decoding wrote is more likely to the model than a line it did not write
+    assert greedy and completer.answer_loss(task.query(None), greedy) < completer.answer_loss(
+        task.query(None), "zq.quux_frobnicate(77, 'xx')")
+    engine = completer.model.engine
+    logprobs = engine.continuation_logprobs(completer.prepare(task.query(None))[1].prompt, greedy)
+    assert len(logprobs) == engine.count_tokens(greedy) and all(lp <= 0.0 for lp in logprobs)
+    assert completer(task.query(None)).text == greedy  # scoring left the engine exact
 
 
 def test_edit_similarity_rewards_getting_closer(toy_root: Path) -> None:

@@ -38,6 +38,7 @@ const SERVER_DEFAULTS: Record<string, unknown> = {
   'completion.waitForModelMs': 5000,
   'completion.multiline': 'auto',
   'completion.speculation': 'auto',
+  'completion.guardMembers': true,
   'context.budgetTokens': 1536,
   'context.enableImports': true,
   'context.enableDefinitions': true,
