@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lsp_copilot.context.index import WorkspaceIndex
+from lsp_copilot.context.index import WorkspaceIndex, module_stem
 from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
 from lsp_copilot.context.settings import ContextSettings
 from lsp_copilot.context.snippets import SnippetRetriever
@@ -19,7 +19,9 @@ from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
 
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_MEMBER_ACCESS = re.compile(r"(?<![\w$.])([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)?$")
+# `module.`, `pkg.module.` (the last name is the module; the first must be imported), `module::`, `module->`
+_MEMBER_ACCESS = re.compile(
+    r"(?<![\w$.])((?:[A-Za-z_$][\w$]*\.)*)([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)?$")
 # A module imported under another name: Python `import a.b as c` / `from a import b as c`, JavaScript
 # `import * as c from './a/b'`; group 1 or 3 is the module's path, group 2 or 4 the local name.
 _MODULE_ALIAS = re.compile(r"([\w.]+)\s+as\s+([A-Za-z_]\w*)|\*\s*as\s+([A-Za-z_$][\w$]*)\s+from\s+['\"]([^'\"]+)['\"]")
@@ -289,9 +291,13 @@ class ContextBuilder:
         `module->`) and the file imports that module (perhaps under another name): the user is choosing one of its
         definitions right now."""
         m = _MEMBER_ACCESS.search(line_before)
-        if m is None or m.group(1) not in set(_IDENT.findall(imports)) - _STOPWORDS:
+        if m is None:
             return None
-        return module_aliases(imports).get(m.group(1), m.group(1)), m.group(2) or ""
+        first = (m.group(1) or m.group(2)).split(".", 1)[0]
+        if first not in set(_IDENT.findall(imports)) - _STOPWORDS:
+            return None
+        module = m.group(2) if m.group(1) else module_aliases(imports).get(m.group(2), m.group(2))
+        return module, m.group(3) or ""
 
     def definition_candidates(self, text: str, line_start: int, offset: int,
                               imports: str) -> tuple[list[str], list[str]]:
@@ -339,7 +345,8 @@ class ContextBuilder:
     def module_definitions(self, doc: Document, store: DocumentStore, module: str) -> list[Definition]:
         """The definitions of the workspace files named `module` (open documents first, then the index), in file
         order, the current file and other languages left out."""
-        found = [d for other in store if other.uri != doc.uri and Path(self.relative_path(other)).stem == module
+        found = [d for other in store
+                 if other.uri != doc.uri and module_stem(Path(self.relative_path(other))) == module
                  for d in self._open_definitions(other)]
         open_paths = {self.relative_path(other) for other in store if other.uri != doc.uri}
         if self.settings.enable_index:
@@ -365,7 +372,7 @@ class ContextBuilder:
         import_words = set(_IDENT.findall(imports))
 
         def related(d: Definition) -> bool:  # (a file whose name the imports mention: `from pkg import errors`)
-            return d.path in open_paths or Path(d.path).stem in import_words
+            return d.path in open_paths or module_stem(Path(d.path)) in import_words
 
         def lookup(name: str) -> list[Definition]:
             found = list(by_name.get(name, []))

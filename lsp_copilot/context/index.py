@@ -127,7 +127,7 @@ class WorkspaceIndex:
         self._rules = IgnoreRules([], settings)
         self._files: dict[Path, list[Definition]] = {}  # resolved path -> its definitions
         self._by_name: dict[str, dict[Path, list[Definition]]] = {}
-        self._by_stem: dict[str, set[Path]] = {}  # file name without extension (a module's name) -> its files
+        self._by_stem: dict[str, set[Path]] = {}  # a module's name (`module_stem`) -> its files
         self._touched: set[Path] = set()  # updated by update_file during a build: the build must not overwrite
         self._local = threading.local()  # per-thread parsers (tree-sitter parsers are not thread-safe)
         self._cancel = threading.Event()
@@ -360,14 +360,20 @@ class WorkspaceIndex:
                     per_path.pop(path, None)
                     if not per_path:
                         del self._by_name[old.name]
-            same_stem = self._by_stem.get(path.stem)
+            same_stem = self._by_stem.get(module_stem(path))
             if same_stem is not None:
                 same_stem.discard(path)
                 if not same_stem:
-                    del self._by_stem[path.stem]
+                    del self._by_stem[module_stem(path)]
             if not defs:
                 return
             self._files[path] = defs
-            self._by_stem.setdefault(path.stem, set()).add(path)
+            self._by_stem.setdefault(module_stem(path), set()).add(path)
             for d in defs:
                 self._by_name.setdefault(d.name, {}).setdefault(path, []).append(d)
+
+
+def module_stem(path: Path) -> str:
+    """The name a file is imported by: its name without extension, or its folder's for a package's `__init__`/`index`
+    file (`json/__init__.py` -> `json`, `utils/index.ts` -> `utils`)."""
+    return path.parent.name if path.stem in ("__init__", "index") and path.parent.name else path.stem

@@ -252,3 +252,20 @@ def test_a_module_imported_under_another_name_is_found_by_its_file() -> None:
     assert module_aliases(imports) == {"parser": "_header_value_parser", "osp": "path", "strings": "strings"}
     assert ContextBuilder.member_access("        lp = parser.quo", imports) == ("_header_value_parser", "quo")
     assert ContextBuilder.member_access("    raise errors.", imports) == ("errors", "")
+    dotted = "import email.base64mime\n"
+    assert ContextBuilder.member_access("    n = email.base64mime.head", dotted) == ("base64mime", "head")
+    assert ContextBuilder.member_access("    n = other.base64mime.", dotted) is None  # `other` is not imported
+
+
+def test_a_package_is_found_by_its_folder_name(tmp_path: Path) -> None:
+    from lsp_copilot.context.index import module_stem
+
+    assert [module_stem(Path(p)) for p in ("json/__init__.py", "ui/index.ts", "json/tool.py", "__init__.py")] == [
+        "json", "ui", "tool", "__init__"]
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "__init__.py").write_text("def loads(s):\n    pass\n")
+    index = _index()
+    index.set_roots([tmp_path], background=False)
+    assert [d.name for d in index.definitions_in_module("json")] == ["loads"]
+    index.update_file(tmp_path / "json" / "__init__.py", None)
+    assert index.definitions_in_module("json") == []
