@@ -13,7 +13,7 @@ from lsp_copilot.context.index import WorkspaceIndex, module_stem
 from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
 from lsp_copilot.context.settings import ContextSettings
 from lsp_copilot.context.snippets import SnippetRetriever
-from lsp_copilot.context.symbols import Definition, SymbolExtractor
+from lsp_copilot.context.symbols import Definition, SymbolExtractor, imported_names
 from lsp_copilot.context.windows import LineTokenCounter, cut_prefix, cut_suffix
 from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
@@ -225,7 +225,7 @@ class ContextBuilder:
             member = self.member_access(text[line_start:offset], imports)
             module_defs = self.module_definitions(doc, store, member[0]) if member is not None else []
             if member is not None:
-                ctx.members = sorted({d.name for d in module_defs if not any(o.contains(d) for o in module_defs)})
+                ctx.members = self.exported_names(doc, store, member[0])
                 ctx.member_typed = member[1]
             parts.extend(self._definition_parts(doc, names, imports, store, member, module_defs))
         if imports:
@@ -354,6 +354,22 @@ class ContextBuilder:
         family = _FAMILIES.get(doc.language or "", doc.language)
         current = self.relative_path(doc)
         return [d for d in found if d.path != current and self._family_of(d.path) == family]
+
+    def exported_names(self, doc: Document, store: DocumentStore, module: str) -> list[str]:
+        """Every name `module.` can reach (top-level definitions and what the module's imports bind), from an open
+        document of that name, else from the index; [] when that cannot be known (a star import, a language whose
+        imports are not read, a module not in the workspace): then no rule keeps the answer to them."""
+        for other in store:
+            if other.uri != doc.uri and module_stem(Path(self.relative_path(other))) == module:
+                imported = imported_names(self.extractor.imports(other.tree, other.text, other.language),
+                                          other.language)
+                defs = self._open_definitions(other)
+                if imported is None:
+                    return []
+                return sorted(imported | {d.name for d in defs if not any(o.contains(d) for o in defs)})
+        if not self.settings.enable_index:
+            return []
+        return self.index.exported_names(module) or []
 
     def _definition_parts(self, doc: Document, candidates: tuple[list[str], list[str]], imports: str,
                           store: DocumentStore, member: tuple[str, str] | None = None,

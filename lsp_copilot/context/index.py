@@ -18,7 +18,7 @@ from pathlib import Path
 import pathspec
 
 from lsp_copilot.context.settings import ContextSettings
-from lsp_copilot.context.symbols import Definition, SymbolExtractor
+from lsp_copilot.context.symbols import Definition, SymbolExtractor, imported_names
 from lsp_copilot.languages import LanguageRegistry
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class WorkspaceIndex:
         self._files: dict[Path, list[Definition]] = {}  # resolved path -> its definitions
         self._by_name: dict[str, dict[Path, list[Definition]]] = {}
         self._by_stem: dict[str, set[Path]] = {}  # a module's name (`module_stem`) -> its files
+        self._imported: dict[Path, frozenset[str] | None] = {}  # names a file's imports bind (None: unknown)
         self._touched: set[Path] = set()  # updated by update_file during a build: the build must not overwrite
         self._local = threading.local()  # per-thread parsers (tree-sitter parsers are not thread-safe)
         self._cancel = threading.Event()
@@ -155,6 +156,7 @@ class WorkspaceIndex:
             self._files.clear()
             self._by_name.clear()
             self._by_stem.clear()
+            self._imported.clear()
             self._touched.clear()
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -194,7 +196,7 @@ class WorkspaceIndex:
                 self.settings.index_max_file_bytes or "\x00" in text[:8192]:
             self._store(resolved, [])
             return
-        self._store(resolved, self._definitions_of(resolved, text))
+        self._store(resolved, *self._symbols_of(resolved, text))
 
     def refresh_file(self, path: Path) -> None:
         """Re-read one file from disk (a watched-file change), with every check of the initial build."""
@@ -258,13 +260,13 @@ class WorkspaceIndex:
                 text = self._read(path, stats)
                 if text is None:
                     continue
-                defs = self._definitions_of(path, text)
+                defs, imported = self._symbols_of(path, text)
                 with self._lock:
                     if cancel.is_set():
                         return
                     if path in self._touched:  # a newer text arrived through update_file
                         continue
-                    self._store(path, defs)
+                    self._store(path, defs, imported)
                 stats.files += 1
                 stats.definitions += len(defs)
                 total_bytes += len(text)
@@ -338,22 +340,40 @@ class WorkspaceIndex:
             stats.skip("binary")
             return None
 
-    def _definitions_of(self, path: Path, text: str) -> list[Definition]:
+    def _symbols_of(self, path: Path, text: str) -> tuple[list[Definition], frozenset[str] | None]:
+        """A file's definitions and the names its imports bind (None when they cannot be known)."""
         grammar = self._registry.detect(None, path)
         if grammar is None:
-            return []
+            return [], None
         parsers = self._local.__dict__.setdefault("parsers", {})
         if grammar not in parsers:
             parsers[grammar] = self._registry.parser(grammar)
         parser = parsers[grammar]
         if parser is None:
-            return []
+            return [], None
         data = text.encode("utf-8", "replace")
         tree = parser.parse(data)
-        return self._extractor.definitions(tree, data, grammar, self.relative(path))
+        return (self._extractor.definitions(tree, data, grammar, self.relative(path)),
+                imported_names(self._extractor.imports(tree, text, grammar), grammar))
 
-    def _store(self, path: Path, defs: list[Definition]) -> None:
+    def exported_names(self, stem: str) -> list[str] | None:
+        """Every name `module.` can reach in the indexed files named `stem`: their top-level definitions and the
+        names their imports bind (a module re-exports what it imports); None when a file's imports cannot be known
+        or no file has that name."""
         with self._lock:
+            paths = sorted(self._by_stem.get(stem, ()))
+            names: set[str] = set()
+            for path in paths:
+                imported = self._imported.get(path)
+                if imported is None:
+                    return None
+                defs = self._files.get(path, [])
+                names |= imported | {d.name for d in defs if not any(o.contains(d) for o in defs)}
+        return sorted(names) if paths else None
+
+    def _store(self, path: Path, defs: list[Definition], imported: frozenset[str] | None = None) -> None:
+        with self._lock:
+            self._imported.pop(path, None)
             for old in self._files.pop(path, []):
                 per_path = self._by_name.get(old.name)
                 if per_path is not None:
@@ -368,6 +388,7 @@ class WorkspaceIndex:
             if not defs:
                 return
             self._files[path] = defs
+            self._imported[path] = imported
             self._by_stem.setdefault(module_stem(path), set()).add(path)
             for d in defs:
                 self._by_name.setdefault(d.name, {}).setdefault(path, []).append(d)

@@ -33,6 +33,7 @@ DEFINITION_QUERIES: dict[str, str] = {
 (function_definition name: (identifier) @name) @def
 (class_definition name: (identifier) @name) @def
 (module (expression_statement (assignment left: (identifier) @name)) @def)
+(module (assignment left: (identifier) @name) @def)
 """,
     "javascript": _JS_DEFS + "(class_declaration name: (identifier) @name) @def\n",
     "typescript": _JS_DEFS + """
@@ -332,3 +333,28 @@ def _summary_docstring(doc: str, indent: str) -> str:
     if len(kept) == len(lines):
         return doc
     return "\n".join(kept) + "\n" + indent + "..." + quote
+
+
+_FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#]*))", re.M)
+_PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^#\n]+)", re.M)
+
+
+def imported_names(imports: str, grammar: str | None) -> frozenset[str] | None:
+    """The names a Python file's import statements bind (`from x import a, b as c` -> a, c; `import p.q` -> p);
+    None when they cannot be known (a star import, or another language): a module may re-export any of them."""
+    if grammar != "python":
+        return None
+    names: set[str] = set()
+    for m in _FROM_IMPORT.finditer(imports):
+        for item in (m.group(1) or m.group(2)).replace("\\", " ").split(","):
+            words = item.split()
+            if words == ["*"]:
+                return None
+            if words:
+                names.add(words[-1])  # `b as c` binds c
+    for m in _PLAIN_IMPORT.finditer(imports):
+        for item in m.group(1).split(","):
+            words = item.split()
+            if words:
+                names.add(words[-1] if len(words) == 3 else words[0].split(".")[0])
+    return frozenset(n for n in names if n.isidentifier())

@@ -269,3 +269,21 @@ def test_a_package_is_found_by_its_folder_name(tmp_path: Path) -> None:
     assert [d.name for d in index.definitions_in_module("json")] == ["loads"]
     index.update_file(tmp_path / "json" / "__init__.py", None)
     assert index.definitions_in_module("json") == []
+
+
+def test_names_a_module_reexports_are_reachable_after_its_name(tmp_path: Path) -> None:
+    from lsp_copilot.context.symbols import imported_names
+
+    assert sorted(imported_names("from email import utils, errors as e\nimport os.path\nimport re as rx, sys\n"
+                                 "from x import (a,\n    b as c)\n", "python") or ()) == [
+        "a", "c", "e", "os", "rx", "sys", "utils"]
+    assert imported_names("from x import *\n", "python") is None and imported_names("import x\n", "go") is None
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "util.py").write_text(
+        "from pkg.core import helper as assist\n\nLIMIT = 3\n\ndef quote(s):\n    return s\n\n"
+        "class Box:\n    def open(self):\n        pass\n")
+    (tmp_path / "pkg" / "star.py").write_text("from pkg.core import *\n\ndef own():\n    pass\n")
+    index = _index()
+    index.set_roots([tmp_path], background=False)
+    assert index.exported_names("util") == ["Box", "LIMIT", "assist", "quote"]  # not the method `open`
+    assert index.exported_names("star") is None and index.exported_names("nothing") is None
