@@ -51,9 +51,9 @@ class CompletionSettings:
     multiline: str = field(default="auto", metadata=_choice("auto", "always", "never"))
     speculation: str = field(default="auto", metadata=_choice("auto", "off", "draft", "lookup", "screen",
                                                               "draft+lookup", "lookup+screen", "draft+lookup+screen"))
-    # After `module.` of a workspace module, the answer starts by finishing one of the names that module defines
-    # (found by the index), as a static analyser's monitor would keep it (Agrawal et al., 2023, monitor-guided
-    # decoding); off: the model alone decides.
+    # After `module.` of a workspace module, the answer starts by finishing one of the names that module defines or
+    # imports (found by the index; Python, without star imports), as a static analyser's monitor would keep it
+    # (Agrawal et al., 2023, monitor-guided decoding); off: the model alone decides.
     guard_members: bool = True
 
 

@@ -13,7 +13,7 @@ from lsp_copilot.context.index import WorkspaceIndex, module_stem
 from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
 from lsp_copilot.context.settings import ContextSettings
 from lsp_copilot.context.snippets import SnippetRetriever
-from lsp_copilot.context.symbols import Definition, SymbolExtractor, imported_names
+from lsp_copilot.context.symbols import Definition, SymbolExtractor, top_level_names
 from lsp_copilot.context.windows import LineTokenCounter, cut_prefix, cut_suffix
 from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
@@ -356,13 +356,13 @@ class ContextBuilder:
         return [d for d in found if d.path != current and self._family_of(d.path) == family]
 
     def exported_names(self, doc: Document, store: DocumentStore, module: str) -> list[str]:
-        """Every name `module.` can reach (top-level definitions and what the module's imports bind), from an open
+        """Every name `module.` can reach (top-level definitions and assignments, what its imports bind), from an open
         document of that name, else from the index; [] when that cannot be known (a star import, a language whose
         imports are not read, a module not in the workspace): then no rule keeps the answer to them."""
         for other in store:
             if other.uri != doc.uri and module_stem(Path(self.relative_path(other))) == module:
-                imported = imported_names(self.extractor.imports(other.tree, other.text, other.language),
-                                          other.language)
+                imported = top_level_names(other.text, self.extractor.imports(other.tree, other.text, other.language),
+                                           other.language)
                 defs = self._open_definitions(other)
                 if imported is None:
                     return []

@@ -18,7 +18,7 @@ from pathlib import Path
 import pathspec
 
 from lsp_copilot.context.settings import ContextSettings
-from lsp_copilot.context.symbols import Definition, SymbolExtractor, imported_names
+from lsp_copilot.context.symbols import Definition, SymbolExtractor, top_level_names
 from lsp_copilot.languages import LanguageRegistry
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class WorkspaceIndex:
         self._files: dict[Path, list[Definition]] = {}  # resolved path -> its definitions
         self._by_name: dict[str, dict[Path, list[Definition]]] = {}
         self._by_stem: dict[str, set[Path]] = {}  # a module's name (`module_stem`) -> its files
-        self._imported: dict[Path, frozenset[str] | None] = {}  # names a file's imports bind (None: unknown)
+        self._imported: dict[Path, frozenset[str] | None] = {}  # `top_level_names` of a file (None: unknown)
         self._touched: set[Path] = set()  # updated by update_file during a build: the build must not overwrite
         self._local = threading.local()  # per-thread parsers (tree-sitter parsers are not thread-safe)
         self._cancel = threading.Event()
@@ -341,7 +341,7 @@ class WorkspaceIndex:
             return None
 
     def _symbols_of(self, path: Path, text: str) -> tuple[list[Definition], frozenset[str] | None]:
-        """A file's definitions and the names its imports bind (None when they cannot be known)."""
+        """A file's definitions and the other names it binds at the top level (None when they cannot be known)."""
         grammar = self._registry.detect(None, path)
         if grammar is None:
             return [], None
@@ -354,12 +354,12 @@ class WorkspaceIndex:
         data = text.encode("utf-8", "replace")
         tree = parser.parse(data)
         return (self._extractor.definitions(tree, data, grammar, self.relative(path)),
-                imported_names(self._extractor.imports(tree, text, grammar), grammar))
+                top_level_names(text, self._extractor.imports(tree, text, grammar), grammar))
 
     def exported_names(self, stem: str) -> list[str] | None:
-        """Every name `module.` can reach in the indexed files named `stem`: their top-level definitions and the
-        names their imports bind (a module re-exports what it imports); None when a file's imports cannot be known
-        or no file has that name."""
+        """Every name `module.` can reach in the indexed files named `stem`: their top-level definitions and
+        assignments and the names their imports bind (a module re-exports what it imports); None when a file's
+        imports cannot be known or no file has that name."""
         with self._lock:
             paths = sorted(self._by_stem.get(stem, ()))
             names: set[str] = set()

@@ -33,7 +33,6 @@ DEFINITION_QUERIES: dict[str, str] = {
 (function_definition name: (identifier) @name) @def
 (class_definition name: (identifier) @name) @def
 (module (expression_statement (assignment left: (identifier) @name)) @def)
-(module (assignment left: (identifier) @name) @def)
 """,
     "javascript": _JS_DEFS + "(class_declaration name: (identifier) @name) @def\n",
     "typescript": _JS_DEFS + """
@@ -337,6 +336,18 @@ def _summary_docstring(doc: str, indent: str) -> str:
 
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#]*))", re.M)
 _PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^#\n]+)", re.M)
+
+
+_TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+
+
+def top_level_names(text: str, imports: str, grammar: str | None) -> frozenset[str] | None:
+    """Names a Python module binds besides its definitions: what its imports bind and its module-level assignments
+    (`LIMIT = 3`, `x: int = 0`); None when they cannot be known (see `imported_names`)."""
+    imported = imported_names(imports, grammar)
+    if imported is None:
+        return None
+    return imported | frozenset(_TOP_LEVEL_ASSIGNMENT.findall(text))
 
 
 def imported_names(imports: str, grammar: str | None) -> frozenset[str] | None:
