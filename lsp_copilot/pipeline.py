@@ -180,7 +180,7 @@ class Pipeline:
         return PreparedCompletion(ctx, prompt, request, offset, (time.perf_counter() - started) * 1000.0)
 
     def guide_names(self, ctx: CompletionContext, template: PromptTemplate) -> list[str]:
-        """The names the answer must start by finishing: what the module before the cursor defines, when the
+        """The names the answer must start by finishing: what the module before the cursor binds, when the
         cursor follows `module.` of a workspace module (`CompletionSettings.guard_members`); else none."""
         if not self.settings.guard_members or template.mode == "chat":
             return []

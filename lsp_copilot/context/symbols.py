@@ -336,8 +336,6 @@ def _summary_docstring(doc: str, indent: str) -> str:
 
 _FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]+(?:\(([^)]*)\)|([^\n#]*))", re.M)
 _PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^#\n]+)", re.M)
-
-
 _TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
 
 
