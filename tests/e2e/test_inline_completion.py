@@ -65,3 +65,32 @@ async def test_streaming_opt_in_by_capability(workspace: Path, tiny_args: list[s
         msg_id, fut = s.inline(uri, *CURSOR)
         await asyncio.wait_for(fut, 120)
         assert s.chunks_for(msg_id)[-1]["done"] is True
+
+
+TEXTOPS = ('from pkg.core import blend_colours as mix\n\nQUUX_LIMIT = 3\n\n\n'
+           'def frobnicate_widget(widget):\n    """Frobnicate one widget."""\n    return widget\n\n\n'
+           'def zorblax_count(items):\n    """Count the zorblaxes in items."""\n    return len(items)\n')
+USE = "from pkg import textops\n\n\ndef tidy(widget):\n    return textops."
+REACHABLE = ("frobnicate_widget", "zorblax_count", "QUUX_LIMIT", "mix")
+
+
+async def _suggest_after_module(root: Path, args: list[str], config: dict | None = None) -> str:
+    async with session(root, *args, config=config) as s:
+        s.open(root / "pkg" / "textops.py", TEXTOPS)
+        uri = s.open(root / "pkg" / "use.py", USE)
+        _, fut = s.inline(uri, 4, len("    return textops."))
+        result: types.InlineCompletionList = await asyncio.wait_for(fut, 120)
+        return result.items[0].insert_text if result.items else ""
+
+
+async def test_after_a_module_name_the_suggestion_finishes_a_name_it_binds(tmp_path: Path,
+                                                                           embedded_args: list[str]) -> None:
+    """completion.guardMembers: the real server, the embedded model; the rule on (default) and off."""
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "textops.py").write_text(TEXTOPS)
+    (root / "pkg" / "use.py").write_text(USE)
+    guided = await _suggest_after_module(root, embedded_args)
+    assert guided.startswith(REACHABLE), guided
+    free = await _suggest_after_module(root, embedded_args, {"completion": {"guardMembers": False}})
+    assert free != guided and not free.startswith(REACHABLE), free  # the model alone does not know these names
