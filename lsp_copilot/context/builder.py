@@ -13,7 +13,7 @@ from lsp_copilot.context.index import WorkspaceIndex, module_stem
 from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
 from lsp_copilot.context.settings import ContextSettings
 from lsp_copilot.context.snippets import SnippetRetriever
-from lsp_copilot.context.symbols import Definition, SymbolExtractor, top_level_names
+from lsp_copilot.context.symbols import Definition, SymbolExtractor, reachable_names
 from lsp_copilot.context.windows import LineTokenCounter, cut_prefix, cut_suffix
 from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
@@ -95,6 +95,7 @@ class ContextBuilder:
         self.index = WorkspaceIndex(settings, self.registry, self.extractor)
         self.snippets = SnippetRetriever(settings.snippet_window_lines, settings.snippet_stride_lines)
         self._open_defs: dict[str, tuple[int, list[Definition]]] = {}  # uri -> (version, definitions)
+        self._open_reachable: dict[str, tuple[int, list[str]]] = {}  # uri -> (version, `reachable_names`)
         self._open_by_name: tuple[object, dict[str, list[Definition]]] = ((), {})  # (uris+versions, name -> defs)
         self._usage_patterns: dict[str, re.Pattern[str] | None] = {}  # import block -> its usage regex
         self._relative: dict[str, str] = {}  # uri -> workspace-relative path (resolving a path costs syscalls)
@@ -111,6 +112,7 @@ class ContextBuilder:
         if self.extractor.max_definition_lines != settings.max_definition_lines:
             self.extractor = SymbolExtractor(self.registry, max_definition_lines=settings.max_definition_lines)
             self._open_defs.clear()
+            self._open_reachable.clear()
         if (self.snippets.window_lines, self.snippets.stride_lines) != (settings.snippet_window_lines,
                                                                         settings.snippet_stride_lines):
             self.snippets = SnippetRetriever(settings.snippet_window_lines, settings.snippet_stride_lines)
@@ -334,6 +336,7 @@ class ContextBuilder:
         """Definitions of the other open documents by name (rebuilt only when one of them changed), and their paths."""
         open_docs = [d for d in store if d.uri != doc.uri]
         self._open_defs = {u: v for u, v in self._open_defs.items() if u in {d.uri for d in open_docs}}
+        self._open_reachable = {u: v for u, v in self._open_reachable.items() if u in {d.uri for d in open_docs}}
         key = tuple((d.uri, d.version, d.fresh) for d in open_docs)
         if self._open_by_name[0] != key:
             by_name: dict[str, list[Definition]] = {}
@@ -362,12 +365,15 @@ class ContextBuilder:
         imports are not read, a module not in the workspace): then no rule keeps the answer to them."""
         for other in store:
             if other.uri != doc.uri and module_stem(Path(self.relative_path(other))) == module:
-                imported = top_level_names(other.text, self.extractor.imports(other.tree, other.text, other.language),
-                                           other.language)
-                defs = self._open_definitions(other)
-                if imported is None:
-                    return []
-                return sorted(imported | {d.name for d in defs if not any(o.contains(d) for o in defs)})
+                cached = self._open_reachable.get(other.uri)
+                if cached is not None and cached[0] == other.version:  # once per version of the other document
+                    return cached[1]
+                imports = self.extractor.imports(other.tree, other.text, other.language)
+                names = reachable_names(self._open_definitions(other), other.text, imports, other.language)
+                found = sorted(names) if names is not None else []
+                if other.fresh:  # (a shifted old tree may miss definitions: computed again next time)
+                    self._open_reachable[other.uri] = (other.version, found)
+                return found
         if not self.settings.enable_index:
             return []
         return self.index.exported_names(module) or []

@@ -18,7 +18,7 @@ from pathlib import Path
 import pathspec
 
 from lsp_copilot.context.settings import ContextSettings
-from lsp_copilot.context.symbols import Definition, SymbolExtractor, top_level_names
+from lsp_copilot.context.symbols import Definition, SymbolExtractor, reachable_names
 from lsp_copilot.languages import LanguageRegistry
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class WorkspaceIndex:
         self._files: dict[Path, list[Definition]] = {}  # resolved path -> its definitions
         self._by_name: dict[str, dict[Path, list[Definition]]] = {}
         self._by_stem: dict[str, set[Path]] = {}  # a module's name (`module_stem`) -> its files
-        self._imported: dict[Path, frozenset[str] | None] = {}  # `top_level_names` of a file (None: unknown)
+        self._reachable: dict[Path, frozenset[str] | None] = {}  # `reachable_names` of a file (None: unknown)
         self._touched: set[Path] = set()  # updated by update_file during a build: the build must not overwrite
         self._local = threading.local()  # per-thread parsers (tree-sitter parsers are not thread-safe)
         self._cancel = threading.Event()
@@ -156,7 +156,7 @@ class WorkspaceIndex:
             self._files.clear()
             self._by_name.clear()
             self._by_stem.clear()
-            self._imported.clear()
+            self._reachable.clear()
             self._touched.clear()
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -260,13 +260,13 @@ class WorkspaceIndex:
                 text = self._read(path, stats)
                 if text is None:
                     continue
-                defs, imported = self._symbols_of(path, text)
+                defs, reachable = self._symbols_of(path, text)
                 with self._lock:
                     if cancel.is_set():
                         return
                     if path in self._touched:  # a newer text arrived through update_file
                         continue
-                    self._store(path, defs, imported)
+                    self._store(path, defs, reachable)
                 stats.files += 1
                 stats.definitions += len(defs)
                 total_bytes += len(text)
@@ -341,7 +341,7 @@ class WorkspaceIndex:
             return None
 
     def _symbols_of(self, path: Path, text: str) -> tuple[list[Definition], frozenset[str] | None]:
-        """A file's definitions and the other names it binds at the top level (None when they cannot be known)."""
+        """A file's definitions and every name `module.` reaches in it (None when that cannot be known)."""
         grammar = self._registry.detect(None, path)
         if grammar is None:
             return [], None
@@ -353,8 +353,8 @@ class WorkspaceIndex:
             return [], None
         data = text.encode("utf-8", "replace")
         tree = parser.parse(data)
-        return (self._extractor.definitions(tree, data, grammar, self.relative(path)),
-                top_level_names(text, self._extractor.imports(tree, text, grammar), grammar))
+        defs = self._extractor.definitions(tree, data, grammar, self.relative(path))
+        return defs, reachable_names(defs, text, self._extractor.imports(tree, text, grammar), grammar)
 
     def exported_names(self, stem: str) -> list[str] | None:
         """Every name `module.` can reach in the indexed files named `stem`: their top-level definitions and
@@ -364,16 +364,15 @@ class WorkspaceIndex:
             paths = sorted(self._by_stem.get(stem, ()))
             names: set[str] = set()
             for path in paths:
-                imported = self._imported.get(path)
-                if imported is None:
+                reachable = self._reachable.get(path)
+                if reachable is None:
                     return None
-                defs = self._files.get(path, [])
-                names |= imported | {d.name for d in defs if not any(o.contains(d) for o in defs)}
+                names |= reachable
         return sorted(names) if paths else None
 
-    def _store(self, path: Path, defs: list[Definition], imported: frozenset[str] | None = None) -> None:
+    def _store(self, path: Path, defs: list[Definition], reachable: frozenset[str] | None = None) -> None:
         with self._lock:
-            self._imported.pop(path, None)
+            self._reachable.pop(path, None)
             for old in self._files.pop(path, []):
                 per_path = self._by_name.get(old.name)
                 if per_path is not None:
@@ -388,7 +387,7 @@ class WorkspaceIndex:
             if not defs:
                 return
             self._files[path] = defs
-            self._imported[path] = imported
+            self._reachable[path] = reachable
             self._by_stem.setdefault(module_stem(path), set()).add(path)
             for d in defs:
                 self._by_name.setdefault(d.name, {}).setdefault(path, []).append(d)

@@ -339,13 +339,18 @@ _PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^#\n]+)", re.M)
 _TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
 
 
-def top_level_names(text: str, imports: str, grammar: str | None) -> frozenset[str] | None:
-    """Names a Python module binds besides its definitions: what its imports bind and its module-level assignments
-    (`LIMIT = 3`, `x: int = 0`); None when they cannot be known (see `imported_names`)."""
+def reachable_names(defs: list[Definition], text: str, imports: str, grammar: str | None) -> frozenset[str] | None:
+    """Every name `module.` reaches in a Python module: its top-level definitions (`defs` in source order; one
+    pass), its module-level assignments (`LIMIT = 3`, `x: int = 0`) and what its imports bind; None when that cannot
+    be known (see `imported_names`)."""
     imported = imported_names(imports, grammar)
     if imported is None:
         return None
-    return imported | frozenset(_TOP_LEVEL_ASSIGNMENT.findall(text))
+    top: list[Definition] = []
+    for d in defs:  # a nested definition follows its container, which a top-level one contains
+        if not (top and top[-1].contains(d)):
+            top.append(d)
+    return imported | frozenset(_TOP_LEVEL_ASSIGNMENT.findall(text)) | {d.name for d in top}
 
 
 def imported_names(imports: str, grammar: str | None) -> frozenset[str] | None:
