@@ -176,6 +176,8 @@ class Pipeline:
             expected_continuation=expected,
             guide_names=self.guide_names(ctx, template),
             guide_typed=ctx.member_typed,
+            guide_uses=ctx.member_uses,
+            guide_usage_weight=s.member_usage_weight,
         )
         return PreparedCompletion(ctx, prompt, request, offset, (time.perf_counter() - started) * 1000.0)
 

@@ -55,6 +55,10 @@ class CompletionSettings:
     # imports (found by the index; Python, without star imports), as a static analyser's monitor would keep it
     # (Agrawal et al., 2023, monitor-guided decoding); off: the model alone decides.
     guard_members: bool = True
+    # In that choice of name, what one earlier use of a name after the same `module.` in the file weighs against the
+    # model's whole preference (the choice follows (p_model + w * uses) / (1 + w * all uses), as an editor's member
+    # list ranks by usage); 0: the model alone chooses.
+    member_usage_weight: float = field(default=0.1, metadata=_range(0.0, 100.0))
 
 
 @dataclass

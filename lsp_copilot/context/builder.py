@@ -13,7 +13,8 @@ from lsp_copilot.context.index import WorkspaceIndex, module_stem
 from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
 from lsp_copilot.context.settings import ContextSettings
 from lsp_copilot.context.snippets import SnippetRetriever
-from lsp_copilot.context.symbols import Definition, SymbolExtractor, reachable_names
+from lsp_copilot.context.symbols import Definition, ModuleNames, SymbolExtractor, reachable_names
+from lsp_copilot.context.usage import member_uses
 from lsp_copilot.context.windows import LineTokenCounter, cut_prefix, cut_suffix
 from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
@@ -77,6 +78,7 @@ class CompletionContext:
     # one of them.
     members: list[str] = field(default_factory=list)
     member_typed: str = ""
+    member_uses: dict[str, int] = field(default_factory=dict)  # how the file already uses them (`usage.member_uses`)
 
     @property
     def parts_tokens(self) -> int:
@@ -95,7 +97,7 @@ class ContextBuilder:
         self.index = WorkspaceIndex(settings, self.registry, self.extractor)
         self.snippets = SnippetRetriever(settings.snippet_window_lines, settings.snippet_stride_lines)
         self._open_defs: dict[str, tuple[int, list[Definition]]] = {}  # uri -> (version, definitions)
-        self._open_reachable: dict[str, tuple[int, list[str]]] = {}  # uri -> (version, `reachable_names`)
+        self._open_reachable: dict[str, tuple[int, ModuleNames | None]] = {}  # uri -> (version, `reachable_names`)
         self._open_by_name: tuple[object, dict[str, list[Definition]]] = ((), {})  # (uris+versions, name -> defs)
         self._usage_patterns: dict[str, re.Pattern[str] | None] = {}  # import block -> its usage regex
         self._relative: dict[str, str] = {}  # uri -> workspace-relative path (resolving a path costs syscalls)
@@ -228,8 +230,9 @@ class ContextBuilder:
             member = self.member_access(text[line_start:offset], imports)
             module_defs = self.module_definitions(doc, store, member[0]) if member is not None else []
             if member is not None:
-                ctx.members = self.exported_names(doc, store, member[0])
+                ctx.members = self.exported_names(doc, store, *member)
                 ctx.member_typed = member[1]
+                ctx.member_uses = member_uses(text, line_start, offset, ctx.members) if ctx.members else {}
             parts.extend(self._definition_parts(doc, names, imports, store, member, module_defs))
         if imports:
             parts.append(ContextPart("imports", ctx.path, imports, self.counter.line(imports)))
@@ -359,24 +362,25 @@ class ContextBuilder:
         current = self.relative_path(doc)
         return [d for d in found if d.path != current and self._family_of(d.path) == family]
 
-    def exported_names(self, doc: Document, store: DocumentStore, module: str) -> list[str]:
-        """Every name `module.` can reach (top-level definitions and assignments, what its imports bind), from an open
-        document of that name, else from the index; [] when that cannot be known (a star import, a language whose
-        imports are not read, a module not in the workspace): then no rule keeps the answer to them."""
+    def exported_names(self, doc: Document, store: DocumentStore, module: str, typed: str) -> list[str]:
+        """The names the answer after `module.` + `typed` may finish (`ModuleNames.for_typed`: the module's interface,
+        or every name it binds when the user is writing another one), from an open document of that name, else from
+        the index; [] when that cannot be known (a star import, a language whose imports are not read, a module not
+        in the workspace): then no rule keeps the answer to them."""
         for other in store:
             if other.uri != doc.uri and module_stem(Path(self.relative_path(other))) == module:
                 cached = self._open_reachable.get(other.uri)
                 if cached is not None and cached[0] == other.version:  # once per version of the other document
-                    return cached[1]
-                imports = self.extractor.imports(other.tree, other.text, other.language)
-                names = reachable_names(self._open_definitions(other), other.text, imports, other.language)
-                found = sorted(names) if names is not None else []
-                if other.fresh:  # (a shifted old tree may miss definitions: computed again next time)
-                    self._open_reachable[other.uri] = (other.version, found)
-                return found
-        if not self.settings.enable_index:
-            return []
-        return self.index.exported_names(module) or []
+                    names = cached[1]
+                else:
+                    imports = self.extractor.imports(other.tree, other.text, other.language)
+                    names = reachable_names(self._open_definitions(other), other.text, imports, other.language,
+                                            is_package=Path(self.relative_path(other)).stem == "__init__")
+                    if other.fresh:  # (a shifted old tree may miss definitions: computed again next time)
+                        self._open_reachable[other.uri] = (other.version, names)
+                return names.for_typed(typed) if names is not None else []
+        found = self.index.exported_names(module) if self.settings.enable_index else None
+        return found.for_typed(typed) if found is not None else []
 
     def _definition_parts(self, doc: Document, candidates: tuple[list[str], list[str]], imports: str,
                           store: DocumentStore, member: tuple[str, str] | None = None,

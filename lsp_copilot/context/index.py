@@ -18,7 +18,7 @@ from pathlib import Path
 import pathspec
 
 from lsp_copilot.context.settings import ContextSettings
-from lsp_copilot.context.symbols import Definition, SymbolExtractor, reachable_names
+from lsp_copilot.context.symbols import Definition, ModuleNames, SymbolExtractor, reachable_names
 from lsp_copilot.languages import LanguageRegistry
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class WorkspaceIndex:
         self._files: dict[Path, list[Definition]] = {}  # resolved path -> its definitions
         self._by_name: dict[str, dict[Path, list[Definition]]] = {}
         self._by_stem: dict[str, set[Path]] = {}  # a module's name (`module_stem`) -> its files
-        self._reachable: dict[Path, frozenset[str] | None] = {}  # `reachable_names` of a file (None: unknown)
+        self._reachable: dict[Path, ModuleNames | None] = {}  # `reachable_names` of a file (None: unknown)
         self._touched: set[Path] = set()  # updated by update_file during a build: the build must not overwrite
         self._local = threading.local()  # per-thread parsers (tree-sitter parsers are not thread-safe)
         self._cancel = threading.Event()
@@ -340,7 +340,7 @@ class WorkspaceIndex:
             stats.skip("binary")
             return None
 
-    def _symbols_of(self, path: Path, text: str) -> tuple[list[Definition], frozenset[str] | None]:
+    def _symbols_of(self, path: Path, text: str) -> tuple[list[Definition], ModuleNames | None]:
         """A file's definitions and every name `module.` reaches in it (None when that cannot be known)."""
         grammar = self._registry.detect(None, path)
         if grammar is None:
@@ -354,23 +354,23 @@ class WorkspaceIndex:
         data = text.encode("utf-8", "replace")
         tree = parser.parse(data)
         defs = self._extractor.definitions(tree, data, grammar, self.relative(path))
-        return defs, reachable_names(defs, text, self._extractor.imports(tree, text, grammar), grammar)
+        imports = self._extractor.imports(tree, text, grammar)
+        return defs, reachable_names(defs, text, imports, grammar, is_package=path.stem == "__init__")
 
-    def exported_names(self, stem: str) -> list[str] | None:
-        """Every name `module.` can reach in the indexed files named `stem`: their top-level definitions and
-        assignments and the names their imports bind (a module re-exports what it imports); None when a file's
-        imports cannot be known or no file has that name."""
+    def exported_names(self, stem: str) -> ModuleNames | None:
+        """What `module.` reaches in the indexed files named `stem` (`ModuleNames`: their interface, and every name
+        they bind); None when a file's imports cannot be known or no file has that name."""
         with self._lock:
             paths = sorted(self._by_stem.get(stem, ()))
-            names: set[str] = set()
+            names = ModuleNames(frozenset(), frozenset())
             for path in paths:
                 reachable = self._reachable.get(path)
                 if reachable is None:
                     return None
-                names |= reachable
-        return sorted(names) if paths else None
+                names = names.union(reachable)
+        return names if paths else None
 
-    def _store(self, path: Path, defs: list[Definition], reachable: frozenset[str] | None = None) -> None:
+    def _store(self, path: Path, defs: list[Definition], reachable: ModuleNames | None = None) -> None:
         with self._lock:
             self._reachable.pop(path, None)
             for old in self._files.pop(path, []):

@@ -339,36 +339,78 @@ _PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^#\n]+)", re.M)
 _TOP_LEVEL_ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
 
 
-def reachable_names(defs: list[Definition], text: str, imports: str, grammar: str | None) -> frozenset[str] | None:
-    """Every name `module.` reaches in a Python module: its top-level definitions (`defs` in source order; one
-    pass), its module-level assignments (`LIMIT = 3`, `x: int = 0`) and what its imports bind; None when that cannot
-    be known (see `imported_names`)."""
-    imported = imported_names(imports, grammar)
-    if imported is None:
+_ALL = re.compile(r"^__all__[ \t]*(?::[^=\n]*)?\+?=[ \t]*[\[(]([^\])]*)[\])]", re.M)
+_QUOTED_NAME = re.compile(r"""['"]([A-Za-z_]\w*)['"]""")
+
+
+@dataclass(frozen=True)
+class ModuleNames:
+    """The names `module.` reaches in a Python module, in two tiers."""
+
+    interface: frozenset[str]  # its own top-level definitions and assignments, and the imports it re-exports
+    reachable: frozenset[str]  # the interface and every other name its imports bind (reachable, rarely meant)
+
+    def union(self, other: ModuleNames) -> ModuleNames:
+        return ModuleNames(self.interface | other.interface, self.reachable | other.reachable)
+
+    def for_typed(self, typed: str) -> list[str]:
+        """The interface names, or every reachable name when none of the interface starts with `typed` (the user
+        is writing `module.os...`): sorted."""
+        if any(n.startswith(typed) for n in self.interface):
+            return sorted(self.interface)
+        return sorted(self.reachable)
+
+
+def reachable_names(defs: list[Definition], text: str, imports: str, grammar: str | None,
+                    is_package: bool = False) -> ModuleNames | None:
+    """What `module.` reaches in a Python module (`defs` in source order; one pass); None when that cannot be known
+    (see `import_bindings`).
+
+    The interface follows the typing specification's rule for a library's public symbols: a module's own
+    definitions and assignments (`LIMIT = 3`), and of the names its imports bind only those it re-exports: listed
+    in `__all__`, imported with a redundant alias (`from x import a as a`), `from . import a`, or any import of a
+    package's `__init__` (a workspace package re-exports what its `__init__` imports). Private names stay: sibling
+    modules of a package call each other's `_helpers`.
+    """
+    bindings = import_bindings(imports, grammar)
+    if bindings is None:
         return None
     top: list[Definition] = []
     for d in defs:  # a nested definition follows its container, which a top-level one contains
         if not (top and top[-1].contains(d)):
             top.append(d)
-    return imported | frozenset(_TOP_LEVEL_ASSIGNMENT.findall(text)) | {d.name for d in top}
+    own = frozenset(_TOP_LEVEL_ASSIGNMENT.findall(text)) | {d.name for d in top}
+    listed = {n for m in _ALL.finditer(text) for n in _QUOTED_NAME.findall(m.group(1))}
+    exported = {name for name, explicit in bindings if explicit or is_package or name in listed}
+    return ModuleNames(own | exported, own | {name for name, _ in bindings})
 
 
 def imported_names(imports: str, grammar: str | None) -> frozenset[str] | None:
     """The names a Python file's import statements bind (`from x import a, b as c` -> a, c; `import p.q` -> p);
     None when they cannot be known (a star import, or another language): a module may re-export any of them."""
+    bindings = import_bindings(imports, grammar)
+    return None if bindings is None else frozenset(name for name, _ in bindings)
+
+
+def import_bindings(imports: str, grammar: str | None) -> list[tuple[str, bool]] | None:
+    """Each name a Python file's imports bind, and whether the import marks it re-exported (`import a as a`,
+    `from x import a as a`, `from . import a`); None when they cannot be known (a star import, another language)."""
     if grammar != "python":
         return None
-    names: set[str] = set()
+    bindings: list[tuple[str, bool]] = []
     for m in _FROM_IMPORT.finditer(imports):
+        relative_package = re.match(r"[ \t]*from[ \t]+\.+[ \t]+import", m.group(0)) is not None
         for item in (m.group(1) or m.group(2)).replace("\\", " ").split(","):
             words = item.split()
             if words == ["*"]:
                 return None
-            if words:
-                names.add(words[-1])  # `b as c` binds c
+            if words:  # `b as c` binds c
+                bindings.append((words[-1], relative_package or (len(words) == 3 and words[0] == words[2])))
     for m in _PLAIN_IMPORT.finditer(imports):
         for item in m.group(1).split(","):
             words = item.split()
-            if words:
-                names.add(words[-1] if len(words) == 3 else words[0].split(".")[0])
-    return frozenset(n for n in names if n.isidentifier())
+            if len(words) == 3:
+                bindings.append((words[2], words[0] == words[2]))
+            elif words:
+                bindings.append((words[0].split(".")[0], False))
+    return [(name, explicit) for name, explicit in bindings if name.isidentifier()]

@@ -257,9 +257,11 @@ class Engine:
         result.reused_tokens = self._reuse_prefix(ids)
         logits = self.prefill(ids[result.reused_tokens:])  # [V]
         # the first token comes from the prompt's logits in every speculation mode, so these rules keep them equal
-        guide = NameGuide(self.vocab_index(), req.guide_typed, req.guide_names) if req.guide_names else None
-        token = sampler.pick(logits, () if req.allow_empty else sorted(self.stop_ids),
-                             guide.allowed() if guide is not None else None)
+        guide = NameGuide(self.vocab_index(), req.guide_typed, req.guide_names, req.guide_uses,
+                          req.guide_usage_weight) if req.guide_names else None
+        only = guide.allowed() if guide is not None else None
+        token = sampler.pick(guide.apply(logits, only) if guide is not None and only else logits,
+                             () if req.allow_empty else sorted(self.stop_ids))
         if guide is not None:
             guide.push(token)
         seq = list(ids)  # prompt + emitted tokens; the cache holds all of it but the last token
@@ -287,7 +289,7 @@ class Engine:
                 tracker.finish(stop, flush=stop != "cancelled")
                 break
             if guide is not None and guide.active and (only := guide.allowed()) is not None:
-                pending = [self.guided_step(seq[-1], sampler, only, result)]  # the same in every mode
+                pending = [self.guided_step(seq[-1], sampler, guide, only, result)]  # the same in every mode
                 guide.push(pending[0])
                 continue
             room = min(self.settings.max_draft, req.max_new_tokens - tracker.count - 1,
@@ -307,15 +309,16 @@ class Engine:
         """Run the prompt tokens not in the cache; return the logits [V] of the last one."""
         return self.target.forward(new_ids, all_logits=False)[-1]
 
-    def guided_step(self, last: int, sampler: Sampler, only: list[int], result: GenerationResult) -> int:
-        """One plain forward over [last]; the next token picked among `only` (a name guide's step).
+    def guided_step(self, last: int, sampler: Sampler, guide: NameGuide, only: list[int],
+                    result: GenerationResult) -> int:
+        """One plain forward over [last]; the next token picked among `only` by the guide's rule (`NameGuide.apply`).
 
         Cache invariant as in `decode_step`: before, the cache holds the sequence up to (excluding) `last`; after,
         up to (excluding) the returned token.
         """
         logits = self.target.forward([last])[-1]  # [V]
         result.forwards += 1
-        return sampler.pick(logits, (), only)
+        return sampler.pick(guide.apply(logits, only))
 
     def decode_step(self, last: int, draft: Draft | None, sampler: Sampler, result: GenerationResult) -> list[int]:
         """One target forward over [last] + draft; return the tokens it emits (accepted drafts + one more).

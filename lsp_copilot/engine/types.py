@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 SPECULATION_SOURCES = ("draft", "lookup", "screen")
@@ -42,6 +42,11 @@ class GenerationRequest:
     # picked one per forward in every speculation mode, so all modes still give the same output (guide.py).
     guide_names: Sequence[str] = ()
     guide_typed: str = ""
+    # How often the current file already writes each of those names after the same qualifier, and what one use
+    # weighs against the model's own distribution in the choice among them (NameGuide: (p_model + w * uses) /
+    # (1 + w * all uses)); 0: the model alone chooses.
+    guide_uses: Mapping[str, int] = field(default_factory=dict)
+    guide_usage_weight: float = 0.0
 
     def validate(self) -> None:
         """Raise RequestError on a field the engine cannot honour."""
@@ -53,6 +58,8 @@ class GenerationRequest:
             raise RequestError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise RequestError(f"time_limit_s must be > 0, got {self.time_limit_s}")
+        if self.guide_usage_weight < 0:
+            raise RequestError(f"guide_usage_weight must be >= 0, got {self.guide_usage_weight}")
         speculation_sources(self.speculation)
 
 

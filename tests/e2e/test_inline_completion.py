@@ -71,14 +71,15 @@ TEXTOPS = ('from pkg.core import blend_colours as mix\n\nQUUX_LIMIT = 3\n\n\n'
            'def frobnicate_widget(widget):\n    """Frobnicate one widget."""\n    return widget\n\n\n'
            'def zorblax_count(items):\n    """Count the zorblaxes in items."""\n    return len(items)\n')
 USE = "from pkg import textops\n\n\ndef tidy(widget):\n    return textops."
-REACHABLE = ("frobnicate_widget", "zorblax_count", "QUUX_LIMIT", "mix")
+INTERFACE = ("frobnicate_widget", "zorblax_count", "QUUX_LIMIT")  # not `mix`: imported, not re-exported
 
 
-async def _suggest_after_module(root: Path, args: list[str], config: dict | None = None) -> str:
+async def _suggest_after_module(root: Path, args: list[str], config: dict | None = None, use: str = USE,
+                                at: tuple[int, int] = (4, len("    return textops."))) -> str:
     async with session(root, *args, config=config) as s:
         s.open(root / "pkg" / "textops.py", TEXTOPS)
-        uri = s.open(root / "pkg" / "use.py", USE)
-        _, fut = s.inline(uri, 4, len("    return textops."))
+        uri = s.open(root / "pkg" / "use.py", use)
+        _, fut = s.inline(uri, *at)
         result: types.InlineCompletionList = await asyncio.wait_for(fut, 120)
         return result.items[0].insert_text if result.items else ""
 
@@ -91,6 +92,26 @@ async def test_after_a_module_name_the_suggestion_finishes_a_name_it_binds(tmp_p
     (root / "pkg" / "textops.py").write_text(TEXTOPS)
     (root / "pkg" / "use.py").write_text(USE)
     guided = await _suggest_after_module(root, embedded_args)
-    assert guided.startswith(REACHABLE), guided
+    assert guided.startswith(INTERFACE), guided
     free = await _suggest_after_module(root, embedded_args, {"completion": {"guardMembers": False}})
-    assert free != guided and not free.startswith(REACHABLE), free  # the model alone does not know these names
+    assert free != guided and not free.startswith(INTERFACE), free  # the model alone does not know these names
+
+
+async def test_after_a_module_name_the_suggestion_prefers_what_the_file_returns_there(tmp_path: Path,
+                                                                                   embedded_args: list[str]) -> None:
+    """completion.memberUsageWeight: a name the file already returns twelve times wins over the model's choice
+    (at the default 0.1: (p + 1.2) / 2.2 > 1/2), even where the prompt does not show those uses (far below)."""
+    root = tmp_path / "ws"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "textops.py").write_text(TEXTOPS)
+    chosen = await _suggest_after_module(root, embedded_args)
+    other = next(n for n in ("frobnicate_widget", "zorblax_count") if not chosen.startswith(n))
+    far = "".join(f"LIMIT_{i} = {i}\n" for i in range(600))  # more than the prompt's suffix window
+    calls = "".join(f"def step_{i}(widget):\n    return textops.{other}(widget)\n\n\n" for i in range(12))
+    use = USE + "\n\n\n" + far + "\n\n" + calls
+    (root / "pkg" / "use.py").write_text(use)
+    cursor = USE.count("\n"), len(USE) - USE.rindex("\n") - 1
+    assert (await _suggest_after_module(root, embedded_args, use=use, at=cursor)).startswith(other + "(")
+    alone = await _suggest_after_module(root, embedded_args, {"completion": {"memberUsageWeight": 0}}, use=use,
+                                        at=cursor)
+    assert not alone.startswith(other), alone  # weight 0: the model's own choice again

@@ -227,6 +227,7 @@ def test_after_an_imported_module_and_a_dot_its_definitions_come_first(tmp_path:
     assert [p.path for p in defs] == ["pkg/errors.py"] and defs[0].text.startswith(first)
     # what the module defines at its top level, for the pipeline's first-token rule
     assert (ctx.members, ctx.member_typed) == (["MissingFieldError", "ParseError"], typed)
+    assert ctx.member_uses == {"ParseError": 1, "MissingFieldError": 1}  # each raised once above (`usage.py`)
     plain = text.index("return value")
     assert builder.build(doc, plain, store).members == []  # not after `module.`
     assert ContextBuilder.member_access("    x = local.", "from pkg import errors\n") is None  # not a module
@@ -271,19 +272,32 @@ def test_a_package_is_found_by_its_folder_name(tmp_path: Path) -> None:
     assert index.definitions_in_module("json") == []
 
 
-def test_names_a_module_reexports_are_reachable_after_its_name(tmp_path: Path) -> None:
-    from lsp_copilot.context.symbols import imported_names
+def test_names_a_module_reexports_are_its_interface_and_its_other_imports_a_fallback(tmp_path: Path) -> None:
+    from lsp_copilot.context.symbols import import_bindings, imported_names
 
     assert sorted(imported_names("from email import utils, errors as e\nimport os.path\nimport re as rx, sys\n"
                                  "from x import (a,\n    b as c)\n", "python") or ()) == [
         "a", "c", "e", "os", "rx", "sys", "utils"]
     assert imported_names("from x import *\n", "python") is None and imported_names("import x\n", "go") is None
+    bindings = import_bindings("import a as a, b\nfrom x import c as c, d as e\nfrom . import f\nfrom .g import h\n",
+                               "python")
+    assert bindings == [("c", True), ("e", False), ("f", True), ("h", False), ("a", True), ("b", False)]
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "util.py").write_text(
-        "from pkg.core import helper as assist\n\nLIMIT = 3\n\ndef quote(s):\n    return s\n\n"
+        "import os\nfrom pkg.core import helper as assist, shout as shout, listed\n\nLIMIT = 3\n"
+        "__all__ = ['quote',\n    'listed']\n\ndef quote(s):\n    return s\n\n"
         "class Box:\n    def open(self):\n        pass\n")
+    (tmp_path / "pkg" / "__init__.py").write_text("from pkg.util import quote\nfrom pkg.core import helper\n\n"
+                                                  "def main():\n    pass\n")
     (tmp_path / "pkg" / "star.py").write_text("from pkg.core import *\n\ndef own():\n    pass\n")
     index = _index()
     index.set_roots([tmp_path], background=False)
-    assert index.exported_names("util") == ["Box", "LIMIT", "assist", "quote"]  # not the method `open`
+    util = index.exported_names("util")
+    assert util is not None
+    # own definitions and assignments, `__all__` and redundant aliases; not the method `open`, not plain imports
+    assert util.for_typed("") == ["Box", "LIMIT", "__all__", "listed", "quote", "shout"]
+    assert util.for_typed("as") == util.for_typed("o") == sorted(util.reachable) == [
+        "Box", "LIMIT", "__all__", "assist", "listed", "os", "quote", "shout"]  # the user writes another name
+    package = index.exported_names("pkg")
+    assert package is not None and package.for_typed("") == ["helper", "main", "quote"]  # `__init__` re-exports
     assert index.exported_names("star") is None and index.exported_names("nothing") is None

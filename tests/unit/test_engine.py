@@ -166,6 +166,12 @@ def test_a_name_guide_finishes_a_known_name_the_same_in_every_mode(tiny_models: 
     typed, _ = run(engine, GenerationRequest(prompt, max_new_tokens=10, speculation="off", guide_names=names,
                                              guide_typed="parse_"))
     assert typed.startswith("value"), typed  # what is typed already is not repeated
+    other = next(n for n in names if not answer.startswith(n))  # a name the model did not choose
+    used = {spec: run(engine, GenerationRequest(prompt, max_new_tokens=10, speculation=spec, guide_names=names,
+                                                guide_uses={other: 2}, guide_usage_weight=0.5))[0]
+            for spec in ("off", "lookup", "draft", "auto")}
+    assert len(set(used.values())) == 1, used  # the file's uses of it: (p + 0.5 * 2) / 2 >= 1/2 for its tokens
+    assert used["off"].startswith(other) and not used["off"][len(other):][:1].isalnum(), (other, used)
 
 
 def test_sampler_pick_can_keep_only_some_tokens_for_one_choice() -> None:

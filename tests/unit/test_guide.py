@@ -22,31 +22,69 @@ def test_identifier_head() -> None:
         "quote_string", "", "", "ab")
 
 
-def test_tokens_that_continue_a_name(vocab: VocabIndex) -> None:
+def test_a_name_is_guided_in_its_own_spelling_then_let_go(vocab: VocabIndex) -> None:
     names = ["quote_string", "quote_header", "parse_value"]
-    texts = [vocab.texts[i] for i in vocab.continuing("", names)]
-    assert "qu" in texts or "quote" in texts
-    for text in texts:  # a piece of a name, or a whole name and then something that is not an identifier
-        head = identifier_head(text)
-        assert any(n.startswith(head) for n in names) and (head == text or head in names), text
-    assert not any(t.startswith(" ") for t in texts)  # no space after `module.`
-    assert vocab.continuing("zz", names) == [] and 0 not in vocab.continuing("", ["<|endoftext|>"])
-    done = [vocab.texts[i] for i in vocab.continuing("parse_value", names)]  # complete: only what ends it
-    assert done and all(identifier_head(t) == "" for t in done) and "(" in done
+    guide = NameGuide(vocab, "", names)
+    first = guide.allowed()
+    assert first is not None
+    assert sorted({vocab.spell(n)[0] for n in names}) == first  # each name's first token, nothing else
+    taken = []
+    for token in vocab.spell("quote_header"):
+        assert guide.active and token in (guide.allowed() or [])
+        guide.push(token)
+        taken.append(token)
+    assert guide.written == "quote_header" and vocab.texts[taken[0]] != "q"
+    ending = guide.allowed()  # complete: only what ends the identifier
+    assert ending and set(ending) == set(vocab.enders) and "(" in [vocab.texts[i] for i in ending]
+    assert not any(vocab.texts[i][:1].isalnum() or vocab.texts[i][:1] == "_" for i in ending)
+    assert 0 not in ending  # the end of text (excluded when the index was built) never ends a name
+    guide.push(vocab.texts.index("("))
+    assert not guide.active and guide.allowed() is None
 
 
-def test_the_guide_follows_the_written_name_and_lets_go_after_it(vocab: VocabIndex) -> None:
+def test_the_guide_continues_what_is_typed_and_stops_where_no_name_fits(vocab: VocabIndex) -> None:
     names = ["quote_string", "quiet"]
     guide = NameGuide(vocab, "qu", names)
-    allowed = guide.allowed()
-    assert allowed
-    for i in allowed:  # every allowed token keeps "qu" + its identifier part on the way to a name
-        head = identifier_head(vocab.texts[i])
-        assert any(n.startswith("qu" + head) for n in names) and (head == vocab.texts[i] or "qu" + head in names)
-    piece = next(i for i in allowed if identifier_head(vocab.texts[i]) == vocab.texts[i])
-    guide.push(piece)
-    assert guide.active and guide.written == "qu" + vocab.texts[piece]
-    guide.push(vocab.texts.index("("))  # a token past the identifier: the rule is over
-    assert not guide.active and guide.allowed() is None
+    assert guide.allowed() == sorted({vocab.spell("ote_string")[0], vocab.spell("iet")[0]})
+    guide.push(vocab.spell("iet")[0])
+    assert guide.written.startswith("qui")
     stuck = NameGuide(vocab, "zzz", names)
     assert stuck.allowed() is None and not stuck.active  # no name continues what is typed: no rule
+    longer = NameGuide(vocab, "", ["Header", "HeaderParseError"])
+    for token in vocab.spell("Header"):
+        longer.push(token)
+    then = longer.allowed()  # `Header` is complete and `HeaderParseError` goes on
+    assert then and vocab.spell("ParseError")[0] in then and set(vocab.enders) <= set(then)
+
+
+def test_the_files_uses_update_the_models_choice_among_names(vocab: VocabIndex) -> None:
+    """(p_model + w * uses) / (1 + w * all uses) per group of names: one use is a hint a sure model overrides,
+    many uses win, and the model's own preferences inside a group stay."""
+    import torch
+
+    names = ["quote_string", "parse_value"]
+    quote, parse = vocab.spell("quote_string")[0], vocab.spell("parse_value")[0]
+
+    def pick(uses: dict[str, int], weight: float, sure_of_parse: float) -> int:
+        guide = NameGuide(vocab, "", names, uses, weight)
+        ids = guide.allowed()
+        assert ids == sorted([quote, parse])
+        logits = torch.zeros(len(vocab.texts))
+        logits[parse] = sure_of_parse
+        out = guide.apply(logits, ids)
+        assert torch.isinf(out[[i for i in range(len(vocab.texts)) if i not in ids]]).all()
+        return int(torch.argmax(out))
+
+    assert pick({}, 0.5, 3.0) == parse  # no uses: the model's choice
+    assert pick({"quote_string": 1}, 0.5, 6.0) == parse  # one use against a sure model
+    assert pick({"quote_string": 1}, 0.5, 1.0) == quote  # one use against an unsure one
+    assert pick({"quote_string": 1, "parse_value": 1}, 0.5, 1.0) == parse  # even uses: the model decides
+    assert pick({"quote_string": 40}, 0.5, 6.0) == quote  # forty uses
+    assert pick({"quote_string": 40}, 0.0, 6.0) == parse  # weight 0: the model alone
+    complete = NameGuide(vocab, "", ["quote"], {"quote": 5}, 0.5)
+    for token in vocab.spell("quote"):
+        complete.push(token)
+    enders = complete.allowed() or []
+    logits = torch.zeros(len(vocab.texts))
+    logits[vocab.texts.index("(")] = 4.0
+    assert vocab.texts[int(torch.argmax(complete.apply(logits, enders)))] == "("  # one group: the model's order

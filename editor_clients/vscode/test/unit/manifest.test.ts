@@ -39,6 +39,7 @@ const SERVER_DEFAULTS: Record<string, unknown> = {
   'completion.multiline': 'auto',
   'completion.speculation': 'auto',
   'completion.guardMembers': true,
+  'completion.memberUsageWeight': 0.1,
   'context.budgetTokens': 1536,
   'context.enableImports': true,
   'context.enableDefinitions': true,
