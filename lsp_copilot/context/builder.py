@@ -73,9 +73,9 @@ class CompletionContext:
     scope_name: str | None = None  # the enclosing function/class name, when known
     offset: int = 0  # the cursor's str offset in the document
     notes: list[str] = field(default_factory=list)  # why a part is missing (no tree, index still building, ...)
-    # The cursor follows `module.` of a workspace module: the names that module binds at its top level (from open
-    # documents and the index; empty when unknown) and what is typed of the member; the answer starts by finishing
-    # one of them.
+    # The cursor follows `module.` of a workspace module: the names the answer may finish (the module's interface,
+    # `symbols.ModuleNames.for_typed`; from open documents and the index; empty when unknown), what is typed of the
+    # member, and how often the file already writes each of those names after the same qualifier.
     members: list[str] = field(default_factory=list)
     member_typed: str = ""
     member_uses: dict[str, int] = field(default_factory=dict)  # how the file already uses them (`usage.member_uses`)
