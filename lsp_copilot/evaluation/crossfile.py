@@ -32,7 +32,7 @@ from typing import Any, TextIO, TypeVar
 from lsp_copilot.evaluation.completers import Completer, CompletionQuery, DirectModelCompleter, TimedCompletion, timed
 from lsp_copilot.evaluation.humaneval_infill import select, single_line_statements
 from lsp_copilot.evaluation.models import EMBEDDED_DIR, make_model_completer
-from lsp_copilot.evaluation.report import SystemScore, emit, format_table, score_system
+from lsp_copilot.evaluation.report import SystemScore, emit, exact_match, format_table, paired, score_system
 from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, SourceFile, stdlib_root
 from lsp_copilot.training.data import CrossFileIndex, module_name
 
@@ -319,6 +319,9 @@ def evaluate(
     if loss_off and loss_on:  # share of tasks where the index made the expected line more likely
         lower = sum(b < a for a, b in zip(loss_off, loss_on, strict=True))
         scores[1].extra["answer_loss_lower"] = round(lower / len(tasks), 4)
+    # the same tasks in both conditions: which ones the index turned right or wrong, and how likely such a split is
+    scores[1].extra["exact_paired"] = paired(exact_hits(tasks, off), exact_hits(tasks, on))
+    scores[1].extra["callee_paired"] = paired(callee_hits(tasks, off), callee_hits(tasks, on))
     return scores
 
 
@@ -355,11 +358,19 @@ def callee_match(tasks: Sequence[CrossFileTask], results: Sequence[TimedCompleti
     A softer signal than exact match, in the spirit of CrossCodeEval's identifier match: it shows whether the model
     found the sibling module's API (under the name the file imported it as), even when the rest of the line differs.
     """
-    hits = 0
-    for task, result in zip(tasks, results, strict=True):
-        called = set(_CALLED_NAME.findall(result.completion.text.split("\n", 1)[0]))
-        hits += set(_CALLED_NAME.findall(task.expected)) <= called
-    return hits / len(tasks) if tasks else 0.0
+    hits = callee_hits(tasks, results)
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+def callee_hits(tasks: Sequence[CrossFileTask], results: Sequence[TimedCompletion]) -> list[bool]:
+    """Per task: the completion's first line calls every name the expected line calls (`callee_match`)."""
+    return [set(_CALLED_NAME.findall(task.expected)) <= set(_CALLED_NAME.findall(r.completion.text.split("\n", 1)[0]))
+            for task, r in zip(tasks, results, strict=True)]
+
+
+def exact_hits(tasks: Sequence[CrossFileTask], results: Sequence[TimedCompletion]) -> list[bool]:
+    """Per task: exact match (`report.exact_match`)."""
+    return [exact_match(r.completion.text, task.expected) for task, r in zip(tasks, results, strict=True)]
 
 
 def run_crossfile(
@@ -401,6 +412,8 @@ def run_crossfile(
         "callee_match_gain": round(on.extra["callee_match"] - off.extra["callee_match"], 4),
         "context_recall": on.extra["context_recall"],
         "edit_similarity_gain": round(on.extra["edit_similarity"] - off.extra["edit_similarity"], 4),
+        "exact_paired": on.extra["exact_paired"],
+        "callee_paired": on.extra["callee_paired"],
     }
     if "answer_loss" in on.extra:
         report["answer_loss_gain"] = round(off.extra["answer_loss"] - on.extra["answer_loss"], 4)
@@ -417,5 +430,8 @@ def run_crossfile(
     if "answer_loss_gain" in report:
         table += (f"\nthe index lowered the expected line's loss by {report['answer_loss_gain']:.3f} nats/token on "
                   f"average, and on {100 * report['answer_loss_lower']:.1f}% of the tasks")
+    for what, split in (("exact", report["exact_paired"]), ("the right API", report["callee_paired"])):
+        table += (f"\n{what}: the index turned {split['gained']} tasks right and {split['lost']} wrong "
+                  f"(McNemar exact p = {split['p_value']:.4f})")
     emit(report, table, as_json, out)
     return report

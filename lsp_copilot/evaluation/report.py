@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,19 @@ from lsp_copilot.evaluation.completers import TimedCompletion, first_line
 def exact_match(completion: str, expected: str) -> bool:
     """The completion's first line, stripped, equals the expected line, stripped."""
     return first_line(completion).strip() == expected.strip()
+
+
+def paired(before: Sequence[bool], after: Sequence[bool]) -> dict[str, float]:
+    """Two conditions on the same tasks: how many tasks only `after` gets right, how many only `before` does, and
+    the exact two-sided McNemar p-value of that split (a binomial test on the discordant tasks): how likely a split
+    at least this lopsided is if the conditions were equally good. One task of 90 either way is p = 1.0."""
+    if len(before) != len(after):
+        raise ValueError("both conditions need one entry per task")
+    gained = sum(b and not a for a, b in zip(before, after, strict=True))
+    lost = sum(a and not b for a, b in zip(before, after, strict=True))
+    n, k = gained + lost, min(gained, lost)
+    p_value = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"gained": gained, "lost": lost, "p_value": round(p_value, 4)}
 
 
 @dataclass

@@ -160,7 +160,19 @@ def test_the_index_condition_is_the_only_difference(toy_root: Path) -> None:
     assert on["name"] == "with workspace index" and on["exact_match"] == 1.0
     assert report["exact_match_gain"] == 1.0 and report["tasks"] == len(tasks) == 3
     assert (off["extra"]["callee_match"], on["extra"]["callee_match"], report["callee_match_gain"]) == (0.0, 1.0, 1.0)
+    assert report["exact_paired"] == {"gained": 3, "lost": 0, "p_value": 0.25}  # 2 / 2^3: three tasks prove little
     assert fake.seen_workspaces[:3] == [None, None, None] and all(fake.seen_workspaces[3:])
+
+
+def test_paired_counts_the_tasks_each_condition_alone_gets_right_and_their_mcnemar_p_value() -> None:
+    from lsp_copilot.evaluation.report import paired
+
+    assert paired([False] * 10, [True] * 10) == {"gained": 10, "lost": 0, "p_value": 0.002}  # 2 / 2^10
+    assert paired([True, False, True], [False, True, True]) == {"gained": 1, "lost": 1, "p_value": 1.0}
+    assert paired([True] * 4, [True] * 4) == {"gained": 0, "lost": 0, "p_value": 1.0}  # no discordant task
+    assert paired([False] * 12, [True] * 11 + [False])["p_value"] == 0.001  # 2 / 2^11 = 0.00098
+    with pytest.raises(ValueError):
+        paired([True], [])
 
 
 def test_callee_match_needs_every_name_the_expected_line_calls(toy_root: Path) -> None:
