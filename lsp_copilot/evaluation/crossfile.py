@@ -431,7 +431,11 @@ def run_crossfile(
         table += (f"\nthe index lowered the expected line's loss by {report['answer_loss_gain']:.3f} nats/token on "
                   f"average, and on {100 * report['answer_loss_lower']:.1f}% of the tasks")
     for what, split in (("exact", report["exact_paired"]), ("the right API", report["callee_paired"])):
-        table += (f"\n{what}: the index turned {split['gained']} tasks right and {split['lost']} wrong "
+        table += (f"\n{what}: the index turned {_tasks(split['gained'])} right and {_tasks(split['lost'])} wrong "
                   f"(McNemar exact p = {split['p_value']:.4f})")
     emit(report, table, as_json, out)
     return report
+
+
+def _tasks(n: float) -> str:
+    return f"{n:g} task" + ("" if n == 1 else "s")
