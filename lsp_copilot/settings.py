@@ -52,8 +52,9 @@ class CompletionSettings:
     speculation: str = field(default="auto", metadata=_choice("auto", "off", "draft", "lookup", "screen",
                                                               "draft+lookup", "lookup+screen", "draft+lookup+screen"))
     # After `module.` of a workspace module, the answer starts by finishing one of the names that module offers (its
-    # definitions, assignments and re-exports; found by the index; Python, without star imports), as a static
-    # analyser's monitor would keep it (Agrawal et al., 2023, monitor-guided decoding); off: the model alone decides.
+    # definitions, assignments and re-exports; found by the index; Python without star imports, and ES modules), as
+    # a static analyser's monitor would keep it (Agrawal et al., 2023, monitor-guided decoding); off: the model
+    # alone decides.
     guard_members: bool = True
     # In that choice of name, what one earlier use of a name after the same `module.` in the file weighs against the
     # model's whole preference (the choice follows (p_model + w * uses) / (1 + w * all uses), as an editor's member

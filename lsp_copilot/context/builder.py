@@ -365,8 +365,8 @@ class ContextBuilder:
     def exported_names(self, doc: Document, store: DocumentStore, module: str, typed: str) -> list[str]:
         """The names the answer after `module.` + `typed` may finish (`ModuleNames.for_typed`: the module's interface,
         or every name it binds when the user is writing another one), from an open document of that name, else from
-        the index; [] when that cannot be known (a star import, a language whose imports are not read, a module not
-        in the workspace): then no rule keeps the answer to them."""
+        the index; [] when that cannot be known (a star import, CommonJS, a language whose exports are not read, a
+        module not in the workspace): then no rule keeps the answer to them."""
         for other in store:
             if other.uri != doc.uri and module_stem(Path(self.relative_path(other))) == module:
                 cached = self._open_reachable.get(other.uri)

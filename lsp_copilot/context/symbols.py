@@ -361,10 +361,40 @@ class ModuleNames:
         return sorted(self.reachable)
 
 
+_JS_EXPORTED_DECLARATION = re.compile(
+    r"^[ \t]*export[ \t]+(?:declare[ \t]+)?(?:async[ \t]+)?(?:abstract[ \t]+)?"
+    r"(?:function\*?|class|const|let|var|interface|type|enum|namespace|module)[ \t]*\*?[ \t]*([A-Za-z_$][\w$]*)", re.M)
+_JS_EXPORT_LIST = re.compile(r"^[ \t]*export[ \t]+(?:type[ \t]+)?\{([^}]*)\}", re.M)
+_JS_EXPORT_DEFAULT = re.compile(r"^[ \t]*export[ \t]+default\b", re.M)
+_JS_EXPORT_NAMESPACE = re.compile(r"^[ \t]*export[ \t]+\*[ \t]+as[ \t]+([A-Za-z_$][\w$]*)", re.M)
+_JS_UNKNOWN_EXPORTS = re.compile(r"^[ \t]*export[ \t]+(?:\*[ \t]+from|=)|\bmodule\.exports\b|^[ \t]*exports\.", re.M)
+_JS_GRAMMARS = frozenset({"javascript", "typescript", "tsx"})
+
+
+def es_module_exports(text: str) -> frozenset[str] | None:
+    """The names an ES module exports (`export function f`, `export const x`, `export { a, b as c }`, `export
+    default` -> "default", `export * as ns from`): all that `import * as m` reaches, so they are its interface and
+    everything it binds. None when they cannot be known: `export * from` re-exports another module's names,
+    CommonJS `module.exports`/`exports.x` and TypeScript's `export =` build them at run time."""
+    if _JS_UNKNOWN_EXPORTS.search(text):
+        return None
+    names = set(_JS_EXPORTED_DECLARATION.findall(text)) | set(_JS_EXPORT_NAMESPACE.findall(text))
+    for m in _JS_EXPORT_LIST.finditer(text):
+        for item in m.group(1).split(","):
+            words = item.split()
+            if words and words[0] == "type" and len(words) > 1:  # `export { type T }`
+                words = words[1:]
+            if words:
+                names.add(words[-1])  # `a as b` exports b
+    if _JS_EXPORT_DEFAULT.search(text):
+        names.add("default")
+    return frozenset(n for n in names if re.fullmatch(r"[A-Za-z_$][\w$]*", n))
+
+
 def reachable_names(defs: list[Definition], text: str, imports: str, grammar: str | None,
                     is_package: bool = False) -> ModuleNames | None:
-    """What `module.` reaches in a Python module (`defs` in source order; one pass); None when that cannot be known
-    (see `import_bindings`).
+    """What `module.` reaches in a Python module (`defs` in source order; one pass), or `import * as m` in an ES
+    module (`es_module_exports`); None when that cannot be known (see `import_bindings`).
 
     The interface follows the typing specification's rule for a library's public symbols: a module's own
     definitions and assignments (`LIMIT = 3`), and of the names its imports bind only those it re-exports: listed
@@ -372,6 +402,9 @@ def reachable_names(defs: list[Definition], text: str, imports: str, grammar: st
     package's `__init__` (a workspace package re-exports what its `__init__` imports). Private names stay: sibling
     modules of a package call each other's `_helpers`.
     """
+    if grammar in _JS_GRAMMARS:
+        exports = es_module_exports(text)
+        return ModuleNames(exports, exports) if exports is not None else None
     bindings = import_bindings(imports, grammar)
     if bindings is None:
         return None

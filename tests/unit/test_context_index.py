@@ -301,3 +301,33 @@ def test_names_a_module_reexports_are_its_interface_and_its_other_imports_a_fall
     package = index.exported_names("pkg")
     assert package is not None and package.for_typed("") == ["helper", "main", "quote"]  # `__init__` re-exports
     assert index.exported_names("star") is None and index.exported_names("nothing") is None
+
+
+def test_after_a_namespace_import_in_typescript_the_members_are_what_the_module_exports(tmp_path: Path) -> None:
+    from lsp_copilot.context.symbols import es_module_exports
+    from lsp_copilot.documents import DocumentStore
+
+    assert sorted(es_module_exports(
+        "export function frob() {}\nexport const LIMIT = 3;\nexport class Box {}\nexport default main;\n"
+        "export interface Shape {}\nexport { helper, inner as outer, type T2 };\nexport * as ns from './ns';\n"
+        "function hidden() {}\n") or ()) == ["Box", "LIMIT", "Shape", "T2", "default", "frob", "helper", "ns", "outer"]
+    for unknown in ("export * from './a';\n", "module.exports = { a };\n", "exports.a = 1;\n", "export = a;\n"):
+        assert es_module_exports(unknown) is None, unknown  # names built elsewhere or at run time
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "textops.ts").write_text(
+        "export function frobnicate(w: string): string {\n  return w;\n}\n\n"
+        "export const LIMIT = 3;\n\nfunction hidden(): void {}\n")
+    (root / "src" / "legacy.js").write_text("function old() {}\nmodule.exports = { old };\n")
+    use = ("import * as textops from './textops';\nimport * as legacy from './legacy';\n\n"
+           "function tidy(w: string): string {\n  textops.frobnicate(w);\n  return textops.\n}\n")
+    store = DocumentStore()
+    doc = store.open((root / "src" / "use.ts").as_uri(), "typescript", 1, use)
+    builder = ContextBuilder(ContextSettings(), estimate_tokens)
+    builder.set_workspace([root], background=False)
+    ctx = builder.build(doc, use.index("textops.\n}") + len("textops."), store)
+    assert ctx.members == ["LIMIT", "frobnicate"] and ctx.member_uses == {"frobnicate": 1}  # not `hidden`
+    legacy = use.replace("return textops.", "return legacy.")
+    doc = store.open((root / "src" / "use.ts").as_uri(), "typescript", 2, legacy)
+    assert builder.build(doc, legacy.index("legacy.\n}") + len("legacy."), store).members == []  # CommonJS: unknown
+    builder.close()
