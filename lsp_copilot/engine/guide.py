@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-_IDENTIFIER_HEAD = re.compile(r"[A-Za-z0-9_]*")  # the identifier characters a token's text starts with
+_IDENTIFIER_HEAD = re.compile(r"[\w$]*")  # the identifier characters a token's text starts with (Unicode, JS `$`)
 
 
 class VocabIndex:

@@ -20,6 +20,7 @@ def vocab() -> VocabIndex:
 def test_identifier_head() -> None:
     assert (identifier_head("quote_string("), identifier_head("("), identifier_head(" x"), identifier_head("ab")) == (
         "quote_string", "", "", "ab")
+    assert (identifier_head("$el."), identifier_head("café(")) == ("$el", "café")  # JavaScript's `$`, Unicode names
 
 
 def test_a_name_is_guided_in_its_own_spelling_then_let_go(vocab: VocabIndex) -> None:
