@@ -345,7 +345,7 @@ _QUOTED_NAME = re.compile(r"""['"]([A-Za-z_]\w*)['"]""")
 
 @dataclass(frozen=True)
 class ModuleNames:
-    """The names `module.` reaches in a Python module, in two tiers."""
+    """The names `module.` reaches in a module, in two tiers (the same set twice for an ES module)."""
 
     interface: frozenset[str]  # its own top-level definitions and assignments, and the imports it re-exports
     reachable: frozenset[str]  # the interface and every other name its imports bind (reachable, rarely meant)
