@@ -23,6 +23,9 @@ def describe_context(ctx: CompletionContext) -> dict[str, Any]:
         "parts": [{"kind": p.kind, "source": p.path, "tokens": p.tokens, "text": p.text} for p in ctx.parts],
         "total_tokens": ctx.prefix_tokens + ctx.suffix_tokens + ctx.parts_tokens,
         "notes": list(ctx.notes),
+        # after `module.`: the names the answer starts by finishing (completion.guardMembers) and the file's uses
+        "members": {"typed": ctx.member_typed, "names": list(ctx.members), "uses": dict(ctx.member_uses)}
+        if ctx.members else None,
     }
 
 
@@ -41,6 +44,11 @@ def format_description(d: dict[str, Any], show_text: bool = True) -> str:
         f"suffix {d['suffix']['tokens']}, parts {sum(p['tokens'] for p in d['parts'])})",
     ]
     out += [f"note: {note}" for note in d["notes"]]
+    if d.get("members"):
+        members = d["members"]
+        uses = ", ".join(f"{n} x{c}" for n, c in sorted(members["uses"].items(), key=lambda kv: -kv[1]))
+        out.append(f"member: the answer finishes one of {len(members['names'])} names after {members['typed']!r} "
+                   f"(completion.guardMembers); the file writes here: {uses or 'none of them'}")
     for i, part in enumerate(d["parts"], start=1):
         out.append(f"--- part {i}: {part['kind']} from {part['source']} ({part['tokens']} tokens)")
         if show_text:

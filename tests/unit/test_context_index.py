@@ -228,6 +228,11 @@ def test_after_an_imported_module_and_a_dot_its_definitions_come_first(tmp_path:
     # what the module defines at its top level, for the pipeline's first-token rule
     assert (ctx.members, ctx.member_typed) == (["MissingFieldError", "ParseError"], typed)
     assert ctx.member_uses == {"ParseError": 1, "MissingFieldError": 1}  # each raised once above (`usage.py`)
+    from lsp_copilot.context.describe import describe_context, format_context
+
+    assert describe_context(ctx)["members"] == {"typed": typed, "names": ["MissingFieldError", "ParseError"],
+                                                "uses": {"ParseError": 1, "MissingFieldError": 1}}
+    assert f"finishes one of 2 names after {typed!r}" in format_context(ctx, show_text=False)
     plain = text.index("return value")
     assert builder.build(doc, plain, store).members == []  # not after `module.`
     assert ContextBuilder.member_access("    x = local.", "from pkg import errors\n") is None  # not a module
