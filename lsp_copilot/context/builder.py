@@ -233,7 +233,7 @@ class ContextBuilder:
                 ctx.members = self.exported_names(doc, store, *member)
                 ctx.member_typed = member[1]
                 ctx.member_uses = member_uses(text, line_start, offset, ctx.members) if ctx.members else {}
-            parts.extend(self._definition_parts(doc, names, imports, store, member, module_defs))
+            parts.extend(self._definition_parts(doc, names, imports, store, member, module_defs, ctx.member_uses))
         if imports:
             parts.append(ContextPart("imports", ctx.path, imports, self.counter.line(imports)))
         if s.enable_snippets:
@@ -384,13 +384,15 @@ class ContextBuilder:
 
     def _definition_parts(self, doc: Document, candidates: tuple[list[str], list[str]], imports: str,
                           store: DocumentStore, member: tuple[str, str] | None = None,
-                          module_defs: list[Definition] | None = None) -> list[ContextPart]:
+                          module_defs: list[Definition] | None = None,
+                          member_uses: dict[str, int] | None = None) -> list[ContextPart]:
         """Definitions of the candidate names, open documents first, then the index; grouped per file.
 
         Priority: when the cursor follows `module.`, that module's definitions (those starting with what is typed
-        first); then names used around the cursor whose definition is in an open document or a file the current
-        file imports; then the imported names most used nearby (found only in such files); then the other names
-        used around the cursor (a `.get` or `.value` on a local object matches methods anywhere: weak evidence).
+        first, then those the file writes most in this context, `member_uses`); then names used around the cursor
+        whose definition is in an open document or a file the current file imports; then the imported names most
+        used nearby (found only in such files); then the other names used around the cursor (a `.get` or `.value`
+        on a local object matches methods anywhere: weak evidence).
         """
         s = self.settings
         by_name, open_paths = self._definitions_by_name(store, doc)
@@ -416,7 +418,8 @@ class ContextBuilder:
         if member is not None:
             typed = member[1]
             found = module_defs if module_defs is not None else self.module_definitions(doc, store, member[0])
-            members = [[d] for d in sorted(found, key=lambda d: not d.name.startswith(typed))]  # stable: file order
+            uses = member_uses or {}
+            members = [[d] for d in sorted(found, key=lambda d: (not d.name.startswith(typed), -uses.get(d.name, 0)))]
         strong: list[list[Definition]] = []
         weak: list[list[Definition]] = []
         for name in names:

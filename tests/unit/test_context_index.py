@@ -336,3 +336,22 @@ def test_after_a_namespace_import_in_typescript_the_members_are_what_the_module_
     doc = store.open((root / "src" / "use.ts").as_uri(), "typescript", 2, legacy)
     assert builder.build(doc, legacy.index("legacy.\n}") + len("legacy."), store).members == []  # CommonJS: unknown
     builder.close()
+
+
+def test_after_module_dot_the_definitions_the_file_writes_there_come_first(tmp_path: Path) -> None:
+    from lsp_copilot.documents import DocumentStore
+
+    root = _package(tmp_path)
+    parser = root / "pkg" / "parser.py"
+    text = parser.read_text().replace("raise errors.ParseError('empty')", "raise errors.MissingFieldError('empty')")
+    text = text.replace("    \n    return value", "    raise errors.\n    return value")
+    offset = text.index("errors.\n    return value") + len("errors.")
+    store = DocumentStore()
+    doc = store.open(parser.as_uri(), "python", 1, text)
+    builder = ContextBuilder(ContextSettings(max_definitions=1), estimate_tokens)
+    builder.set_workspace([root], background=False)
+    ctx = builder.build(doc, offset, store)
+    assert ctx.member_uses == {"MissingFieldError": 2}  # raised twice above; ParseError comes first in its file
+    defs = [p for p in ctx.parts if p.kind == "definitions"]
+    assert defs[0].text.startswith("class MissingFieldError(ParseError):")
+    builder.close()
