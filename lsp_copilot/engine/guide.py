@@ -24,9 +24,16 @@ class VocabIndex:
         self.texts: list[str] = [tokenizer.decode([i]) for i in range(len(tokenizer))]
         self.enders = [i for i, text in enumerate(self.texts)
                        if text and i not in excluded and not identifier_head(text)]  # ascending
-        self.is_ender = torch.zeros(len(self.texts), dtype=torch.bool)
-        self.is_ender[self.enders] = True
+        self._is_ender: dict[torch.device, Tensor] = {}  # [V] bool, one copy per device (`is_ender`)
         self._spellings: dict[str, tuple[int, ...]] = {}
+
+    def is_ender(self, device: torch.device) -> Tensor:
+        """[V] bool: which tokens end an identifier, on `device` (copied there once, not per pick)."""
+        if device not in self._is_ender:
+            mask = torch.zeros(len(self.texts), dtype=torch.bool)
+            mask[self.enders] = True
+            self._is_ender[device] = mask.to(device)
+        return self._is_ender[device]
 
     def spell(self, text: str) -> tuple[int, ...]:
         """The tokens the tokenizer writes `text` with (cached): the spelling the model saw in training, so a guided
@@ -93,7 +100,7 @@ class NameGuide:
         total = sum(counts.values())
         if total > 0:  # in log space: a group's mass may be far below float precision
             logp = torch.log_softmax(kept, dim=-1)  # [n], the model's choice among the allowed tokens
-            is_ender = self.vocab.is_ender.to(logits.device)[index]  # [n]
+            is_ender = self.vocab.is_ender(logits.device)[index]  # [n]
             group_uses = torch.where(is_ender, float(counts.get(-1, 0)), 0.0)  # [n]
             for token, count in counts.items():  # the names' next tokens (few), each a group of its own
                 if token >= 0:
