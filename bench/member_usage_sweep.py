@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from lsp_copilot.context.builder import ContextBuilder
+from lsp_copilot.context.usage import MEMBER_ACCESS
 from lsp_copilot.evaluation import crossfile
 from lsp_copilot.evaluation.models import EMBEDDED_DIR, PipelineCompleter
 from lsp_copilot.training.corpus import HELD_OUT_PACKAGES
@@ -26,10 +27,10 @@ def names_the_file_writes(text: str, offset: int, typed: str) -> list[str]:
     """Ablation for `ContextBuilder.exported_names`: the names the file itself writes after the cursor's qualifier
     (no index; unsound in the product, which could then never propose a name the file has not written yet)."""
     line_start = text.rfind("\n", 0, offset) + 1
-    m = re.search(r"((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\.\w*$", text[line_start:offset])
+    m = MEMBER_ACCESS.search(text[line_start:offset])
     if m is None:
         return []
-    pattern = re.compile(rf"(?<![\w.]){re.escape(m.group(1))}\.([A-Za-z_]\w*)")
+    pattern = re.compile(rf"(?<![\w.]){re.escape(m.group(1) + m.group(2))}\.([A-Za-z_]\w*)")
     used = set(pattern.findall(text[:line_start])) | set(pattern.findall(text[offset:]))
     return sorted(n for n in used if n.startswith(typed))
 

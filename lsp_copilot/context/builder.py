@@ -14,15 +14,12 @@ from lsp_copilot.context.scope import enclosing_scope, is_multiline, line_indent
 from lsp_copilot.context.settings import ContextSettings
 from lsp_copilot.context.snippets import SnippetRetriever
 from lsp_copilot.context.symbols import Definition, ModuleNames, SymbolExtractor, reachable_names
-from lsp_copilot.context.usage import member_uses
+from lsp_copilot.context.usage import MEMBER_ACCESS, member_uses
 from lsp_copilot.context.windows import LineTokenCounter, cut_prefix, cut_suffix
 from lsp_copilot.documents import Document, DocumentStore, PositionError
 from lsp_copilot.languages import LanguageRegistry, default_registry
 
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-# `module.`, `pkg.module.` (the last name is the module; the first must be imported), `module::`, `module->`
-_MEMBER_ACCESS = re.compile(
-    r"(?<![\w$.])((?:[A-Za-z_$][\w$]*\.)*)([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)?$")
 # A module imported under another name: Python `import a.b as c` / `from a import b as c`, JavaScript
 # `import * as c from './a/b'`; group 1 or 3 is the module's path, group 2 or 4 the local name.
 _MODULE_ALIAS = re.compile(r"([\w.]+)\s+as\s+([A-Za-z_]\w*)|\*\s*as\s+([A-Za-z_$][\w$]*)\s+from\s+['\"]([^'\"]+)['\"]")
@@ -296,7 +293,7 @@ class ContextBuilder:
         """(module's file stem, typed part of the member) when the cursor follows `module.` (or `module::`,
         `module->`) and the file imports that module (perhaps under another name): the user is choosing one of its
         definitions right now."""
-        m = _MEMBER_ACCESS.search(line_before)
+        m = MEMBER_ACCESS.search(line_before)
         if m is None:
             return None
         first = (m.group(1) or m.group(2)).split(".", 1)[0]

@@ -6,8 +6,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-# `qualifier.` at the end of the text before the cursor, and the member typed after it (as the builder's rule).
-_QUALIFIED_END = re.compile(r"(?<![\w$.])((?:[A-Za-z_$][\w$]*\.)*[A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*[A-Za-z_$]?[\w$]*$")
+# `module.`, `pkg.module.` (the last name is the module; the first must be imported), `module::`, `module->` at the
+# end of the text before the cursor: group 1 the packages (`pkg.`), 2 the module's name, 3 the member typed so far.
+MEMBER_ACCESS = re.compile(
+    r"(?<![\w$.])((?:[A-Za-z_$][\w$]*\.)*)([A-Za-z_$][\w$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)?$")
 _LEXEME = re.compile(r"[A-Za-z_$][\w$]*|\S")  # identifiers, and any other single visible character
 
 
@@ -19,11 +21,11 @@ def member_uses(text: str, line_start: int, offset: int, names: Iterable[str], o
     preceded on their line by the same `order` lexemes as the cursor's (`raise`; `append (`), else by fewer, else all.
     `raise errors.` then counts the names the file raises, not the defects it appends.
     """
-    m = _QUALIFIED_END.search(text[line_start:offset])
+    m = MEMBER_ACCESS.search(text[line_start:offset])
     if m is None:
         return {}
     before = _LEXEME.findall(text[line_start:line_start + m.start()])[-order:]
-    pattern = re.compile(rf"(?<![\w$.]){re.escape(m.group(1))}\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)")
+    pattern = re.compile(rf"(?<![\w$.]){re.escape(m.group(1) + m.group(2))}\s*(?:\.|::|->)\s*([A-Za-z_$][\w$]*)")
     wanted = set(names)
     by_depth: list[Counter[str]] = [Counter() for _ in range(len(before) + 1)]
     for lo, hi in ((0, line_start), (offset, len(text))):

@@ -71,6 +71,7 @@ class NameGuide:
         self.uses = {n: c for n, c in (uses or {}).items() if c > 0} if usage_weight > 0 else {}
         self._paths = {n: vocab.spell(n[len(typed):]) for n in names if n.startswith(typed)}  # the names left
         self._step = 0  # guided tokens taken
+        self._groups: dict[int, list[str]] = {}  # `groups()` at the last `allowed()`, for `apply`
         self.active = bool(self._paths)
 
     def groups(self) -> dict[int, list[str]]:
@@ -84,7 +85,7 @@ class NameGuide:
         """The ids the next token may take (ascending), or None when the rule no longer applies."""
         if not self.active:
             return None
-        groups = self.groups()
+        groups = self._groups = self.groups()
         ids = sorted(i for i in groups if i >= 0)  # a name's next token starts with identifier characters:
         if -1 in groups:  # never an ender, so the two lists are disjoint
             ids = sorted(ids + self.vocab.enders)
@@ -96,7 +97,7 @@ class NameGuide:
         (mass + w * uses) / (1 + w * all uses), the tokens of a group keeping their ratios."""
         index = torch.tensor(ids, device=logits.device)
         kept = logits[index].float()  # [n]
-        counts = {token: sum(self.uses.get(n, 0) for n in names) for token, names in self.groups().items()}
+        counts = {token: sum(self.uses.get(n, 0) for n in names) for token, names in self._groups.items()}
         total = sum(counts.values())
         if total > 0:  # in log space: a group's mass may be far below float precision
             logp = torch.log_softmax(kept, dim=-1)  # [n], the model's choice among the allowed tokens
