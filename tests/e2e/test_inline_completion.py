@@ -115,3 +115,22 @@ async def test_after_a_module_name_the_suggestion_prefers_what_the_file_returns_
     alone = await _suggest_after_module(root, embedded_args, {"completion": {"memberUsageWeight": 0}}, use=use,
                                         at=cursor)
     assert not alone.startswith(other), alone  # weight 0: the model's own choice again
+
+
+async def test_after_a_namespace_import_in_typescript_the_suggestion_finishes_an_export(
+        tmp_path: Path, embedded_args: list[str]) -> None:
+    """The guide for ES modules, through the real server: `m.` of `import * as m` finishes what `m` exports, found by
+    the index (the module is not open), never its private function."""
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "textops.ts").write_text(
+        "export function frobnicateWidget(w: string): string {\n  return w;\n}\n\n"
+        "export const QUUX_LIMIT = 3;\n\nfunction zorblaxHidden(): number {\n  return 1;\n}\n")
+    use = "import * as textops from './textops';\n\nexport function tidy(w: string): string {\n  return textops."
+    (root / "src" / "use.ts").write_text(use)
+    async with session(root, *embedded_args) as s:
+        uri = s.open(root / "src" / "use.ts", use, language_id="typescript")
+        _, fut = s.inline(uri, 3, len("  return textops."))
+        result: types.InlineCompletionList = await asyncio.wait_for(fut, 120)
+    text = result.items[0].insert_text if result.items else ""
+    assert text.startswith(("frobnicateWidget", "QUUX_LIMIT")), text
