@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,8 @@ def run_complete(args: argparse.Namespace) -> int:
     suggestion = run.suggestion()
     if args.json:
         print(json.dumps({"text": suggestion.text, "stop_reason": suggestion.stop_reason, "tokens": suggestion.tokens,
-                          "multiline": prepared.ctx.multiline, **suggestion.stats}))
+                          "multiline": prepared.ctx.multiline, **suggestion.stats,
+                          "ranking": [asdict(r) for r in suggestion.ranking]}))
     else:
         if suggestion.text.startswith(printed):
             sys.stdout.write(suggestion.text[len(printed) :])
@@ -212,11 +214,17 @@ def run_bench(args: argparse.Namespace) -> int:
 
         run_context_bench(as_json=args.json)
         return 0
-    from lsp_copilot.benchmarks.decode import run_decode_bench
-
     target, draft = embedded_model_dirs()
     model = Path(args.model) if args.model else target
     draft_dir = Path(args.draft) if args.draft else (draft if not args.model else None)
+    if args.what == "rerank":
+        from lsp_copilot.benchmarks.rerank import run_rerank_bench
+
+        run_rerank_bench(model, draft_dir, args.limit, args.candidates, as_json=args.json, threads=args.threads,
+                         device=args.device)
+        return 0
+    from lsp_copilot.benchmarks.decode import run_decode_bench
+
     run_decode_bench(model, draft_dir, args.limit, as_json=args.json, threads=args.threads, device=args.device)
     return 0
 
@@ -231,12 +239,12 @@ def run_eval(args: argparse.Namespace) -> int:
         from lsp_copilot.evaluation.humaneval_infill import HumanEvalSettings, run_humaneval_infill
 
         run_humaneval_infill(model, draft_dir, args.limit, as_json=args.json,
-                             settings=HumanEvalSettings(direct=args.direct))
+                             settings=HumanEvalSettings(direct=args.direct, candidates=args.candidates))
     else:
         from lsp_copilot.evaluation.crossfile import CrossFileSettings, run_crossfile
 
         run_crossfile(model, args.limit, as_json=args.json,
-                      settings=CrossFileSettings(direct=args.direct, cursor=args.cursor))
+                      settings=CrossFileSettings(direct=args.direct, cursor=args.cursor, candidates=args.candidates))
     return 0
 
 
@@ -310,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("complete", help="complete at FILE:LINE:COL (1-based) and stream the suggestion to stdout")
     p.add_argument("location", metavar="FILE:LINE:COL")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the suggestion and its stats")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object with the suggestion, its stats and the candidates weighed (best first)")
     p.add_argument("--verbose", "-v", action="store_true", help="log to stderr")
     _add_model_options(p)
     p.set_defaults(func=run_complete)
@@ -321,12 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=run_context)
 
-    p = sub.add_parser("bench", help="benchmarks: decode speed, context latency")
-    p.add_argument("what", choices=["decode", "context"])
+    p = sub.add_parser("bench", help="benchmarks: decode speed, context latency, the cost of reranking")
+    p.add_argument("what", choices=["decode", "context", "rerank"])
     p.add_argument("--json", action="store_true", help="the last line printed is one JSON object")
     p.add_argument("--model")
     p.add_argument("--draft")
-    p.add_argument("--limit", type=int, default=None, help="number of prompts (decode)")
+    p.add_argument("--limit", type=int, default=None, help="number of prompts (decode, rerank)")
+    p.add_argument("--candidates", type=int, default=8, help="candidates of the reranking mode (rerank)")
     p.add_argument("--device", choices=["cpu", "cuda", "mps"], default="cpu", help="where the models run (decode)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for every mode (decode)")
     p.set_defaults(func=run_bench)
@@ -340,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direct", action="store_true",
                    help="complete with a plain greedy loop in the embedded models' training layout (and, for "
                         "crossfile, their training-style retrieval) instead of the server's pipeline")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="the server's completion.candidates for the models (1: the greedy answer alone; default: the "
+                        "server's default)")
     p.add_argument("--cursor", choices=["line", "call"], default="line",
                    help="crossfile: the answer is the whole line (line) or the line from its cross-file callee's "
                         "name on, as CrossCodeEval splits (call)")

@@ -8,7 +8,9 @@ from lsp_copilot.engine.types import (
     GenerationRequest,
     GenerationResult,
     ModelLoadError,
+    RankedAnswer,
     RequestError,
+    RerankRequest,
 )
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "ModelLoadError",
+    "RankedAnswer",
     "RequestError",
+    "RerankRequest",
     "Scheduler",
 ]

@@ -26,6 +26,17 @@ from lsp_copilot.engine.loading import (
     resolve_dtype,
 )
 from lsp_copilot.engine.prefix_cache import PrefixCache, common_prefix
+from lsp_copilot.engine.rerank import (
+    Branch,
+    Candidate,
+    best,
+    finalists,
+    first_tokens,
+    prune_behind,
+    split_head,
+    tail_logprob,
+    tail_tokens,
+)
 from lsp_copilot.engine.runners import HFRunner, LeanRunner, Runner
 from lsp_copilot.engine.sampling import Sampler
 from lsp_copilot.engine.types import (
@@ -33,6 +44,7 @@ from lsp_copilot.engine.types import (
     EngineSettings,
     GenerationRequest,
     GenerationResult,
+    RankedAnswer,
     RequestError,
     speculation_sources,
 )
@@ -245,10 +257,7 @@ class Engine:
 
     def _decode(self, req: GenerationRequest, ids: list[int], cancel: CancelToken) -> Iterator[str]:
         t0 = time.perf_counter()
-        sources = speculation_sources(req.speculation)
         sampler = Sampler(req.temperature, req.top_p, req.seed, self.device, self.token_ids(req.banned_tokens))
-        tracker = StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings, req.stop_check,
-                              req.max_new_tokens)
         result = GenerationResult("", 0, "max_tokens", 0, 0.0, prompt_tokens=len(ids))
         self.last_result = result
         if req.max_new_tokens == 0 or cancel.cancelled:
@@ -256,9 +265,29 @@ class Engine:
             return
         result.reused_tokens = self._reuse_prefix(ids)
         logits = self.prefill(ids[result.reused_tokens:])  # [V]
+        if req.rerank is not None and req.rerank.candidates > 1 and sampler.greedy:
+            yield from self._decode_reranked(req, ids, logits, sampler, cancel, t0, result)
+        else:
+            yield from self._decode_greedy_or_sampled(req, ids, logits, sampler, cancel, t0, result)
+        result.elapsed_s = time.perf_counter() - t0
+        self._record(result)
+
+    def _guide(self, req: GenerationRequest) -> NameGuide | None:
+        """A fresh name guide for the request (None when it names no names)."""
+        return NameGuide(self.vocab_index(), req.guide_typed, req.guide_names, req.guide_uses,
+                         req.guide_usage_weight) if req.guide_names else None
+
+    def _decode_greedy_or_sampled(self, req: GenerationRequest, ids: list[int], logits: Tensor, sampler: Sampler,
+                                  cancel: CancelToken, t0: float, result: GenerationResult) -> Iterator[str]:
+        """The plain loop with speculation: stream the answer from the prompt's logits [V] until a stop.
+
+        Cache invariant on entry: the cache holds `ids` (the whole prompt).
+        """
+        sources = speculation_sources(req.speculation)
+        tracker = StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings, req.stop_check,
+                              req.max_new_tokens)
         # the first token comes from the prompt's logits in every speculation mode, so these rules keep them equal
-        guide = NameGuide(self.vocab_index(), req.guide_typed, req.guide_names, req.guide_uses,
-                          req.guide_usage_weight) if req.guide_names else None
+        guide = self._guide(req)
         only = guide.allowed() if guide is not None else None
         token = sampler.pick(guide.apply(logits, only) if guide is not None and only else logits,
                              () if req.allow_empty else sorted(self.stop_ids))
@@ -302,8 +331,126 @@ class Engine:
         result.stop_reason = stop
         result.tokens = tracker.count
         result.accepted_per_forward = (emitted_tokens - 1) / result.forwards if result.forwards else 0.0
-        result.elapsed_s = time.perf_counter() - t0
-        self._record(result)
+
+    def _decode_reranked(self, req: GenerationRequest, ids: list[int], logits: Tensor, sampler: Sampler,
+                         cancel: CancelToken, t0: float, result: GenerationResult) -> Iterator[str]:
+        """Branch the likeliest first tokens, finish them greedily side by side, yield the best answer whole.
+
+        The candidates come from one batched forward per step (`Runner.branches`), without speculation: the answer
+        is the same whatever `req.speculation` says. Cache invariant: the cache holds `ids` on entry; afterwards it
+        holds whatever the scoring pass left (the prompt's KV is in the prefix cache).
+        """
+        spec = req.rerank
+        assert spec is not None
+        guide = self._guide(req)
+        only = guide.allowed() if guide is not None else None
+        first = sampler.restrict(guide.apply(logits, only) if guide is not None and only else logits).float().clone()
+        if not req.allow_empty:
+            first[sorted(self.stop_ids)] = float("-inf")
+        first = torch.log_softmax(first, dim=-1)  # [V]: the first pick's distribution under the request's rules
+        candidates = self._finish_branches(req, ids, first_tokens(first, spec.candidates, spec.max_gap), first,
+                                           sampler, cancel, t0, result)
+        result.candidates = len(candidates)
+        for cand in candidates:
+            cand.shown = spec.shown(cand.result.text) if spec.shown else cand.result.text
+        late = any(c.result.stop_reason == "time_limit" for c in candidates)
+        # out of time: the greedy branch, as far as it got (what the plain loop would have answered)
+        pool = finalists(candidates) if not late else candidates[:1]
+        if len(pool) > 1 and spec.weight > 0 and not cancel.cancelled:
+            self._stash_live(len(ids))  # the next keystroke's prompt starts from this prompt's KV
+            scores = self.after_logprobs(spec.before, [c.shown for c in pool], spec.after)
+            for cand, lp in zip(pool, scores, strict=True):
+                cand.after_logprob = lp
+        chosen = best(pool, spec.weight) if pool else None
+        result.ranking = sorted((RankedAnswer(c.shown, c.result.logprob, c.after_logprob, c.score(spec.weight))
+                                 for c in pool), key=lambda r: -r.score)
+        if cancel.cancelled or chosen is None:
+            result.stop_reason = "cancelled" if cancel.cancelled else "max_tokens"
+            return
+        result.text, result.stop_reason = chosen.result.text, chosen.result.stop_reason
+        result.tokens, result.logprob = chosen.result.tokens, chosen.result.logprob
+        result.time_to_first_token_s = time.perf_counter() - t0
+        if result.text:
+            yield result.text
+
+    def _finish_branches(self, req: GenerationRequest, ids: list[int], firsts: list[int], first: Tensor,
+                         sampler: Sampler, cancel: CancelToken, t0: float, result: GenerationResult
+                         ) -> list[Candidate]:
+        """Each first token continued greedily until its own stop, all of them in lockstep; one candidate each.
+
+        first [V]: log-probabilities of the first pick. A branch's `logprob` sums the log-probability of each token
+        under the distribution it was picked from (the guide's where one applies).
+        """
+        branches = [Branch(StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings,
+                                       req.stop_check, req.max_new_tokens), self._guide(req),
+                           GenerationResult("", 0, "max_tokens", 0, 0.0, prompt_tokens=len(ids)))
+                    for _ in firsts]
+        for branch, token in zip(branches, firsts, strict=True):
+            branch.push(token, float(first[token]))
+        live = [b for b in branches if b.stop is None]
+        room = min(req.max_new_tokens, self.target.capacity - len(ids) - 1)
+        batch = self.target.branches(len(branches), max(room, 1)) if live else None
+        if batch is not None and len(live) < len(branches):
+            batch.keep([i for i, b in enumerate(branches) if b.stop is None])
+        step = 0
+        while live and batch is not None:
+            stop = self._outside_stop(req, cancel, t0, len(ids) + step)
+            if stop is None and step >= room:
+                stop = "context_full"
+            if stop is not None:
+                for branch in live:
+                    branch.finish(stop)
+                break
+            logits = batch.forward([[b.last] for b in live])[:, -1]  # [K, V]: row k continues live[k]
+            result.forwards += 1
+            step += 1
+            for branch, row in zip(live, logits, strict=True):
+                scores = row
+                if branch.guide is not None and branch.guide.active and (only := branch.guide.allowed()) is not None:
+                    scores = branch.guide.apply(row, only)
+                scores = sampler.restrict(scores).float()
+                token = int(torch.argmax(scores).item())
+                branch.push(token, float(torch.log_softmax(scores, dim=-1)[token]))
+            prune_behind(branches)
+            kept = [i for i, b in enumerate(live) if b.stop is None]
+            if len(kept) < len(live):
+                live = [live[i] for i in kept]
+                if live:
+                    batch.keep(kept)
+        result.accepted_per_forward = 1.0 if result.forwards else 0.0
+        return [Candidate(b.done(), "") for b in branches]
+
+    def _stash_live(self, n: int) -> None:
+        """Keep the KV of the first n live tokens in the prefix cache (when worth a copy); empty the live cache."""
+        self.target.truncate(n)
+        if n >= SNAPSHOT_MIN_TOKENS:
+            self.prefix_cache.put(self.target.snapshot())
+        self.target.truncate(0)
+
+    def after_logprobs(self, before: str, answers: Sequence[str], after: str) -> list[float]:
+        """log p(after | before + answer) for each answer, the document read left to right from a start token.
+
+        The lines of `before` above the cursor's line are the shared head: run once, or restored from the prefix
+        cache where an earlier keystroke on the same line left it; the answers' lines and `after` then run as
+        branches of it in one pass. The live cache holds the head afterwards.
+        """
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else \
+            self.tokenizer.eos_token_id
+        head_text, line_head = split_head(before)
+        tails = [tail_tokens(self.tokenizer, line_head, answer, after) for answer in answers]
+        longest = max((len(t.ids) for t in tails), default=0) + 1  # a row: the head's last token, then the tail
+        room = self.target.capacity - longest - 1  # head tokens that fit after the start token
+        if start is None or room < 0 or not answers:
+            return [0.0 for _ in answers]
+        head: list[int] = self.tokenizer(head_text, add_special_tokens=False)["input_ids"] if head_text else []
+        shared = [int(start), *head[max(0, len(head) - room) :]]
+        reuse = self._reuse_prefix(shared)  # the cache holds shared[:reuse]
+        if reuse < len(shared) - 1:
+            self.target.forward(shared[reuse:-1], all_logits=False)
+        # the cache holds shared[:-1]; every row reads shared[-1] then its tail, padded to one length at the end
+        rows = [[shared[-1], *t.ids, *[shared[-1]] * (longest - 1 - len(t.ids))] for t in tails]
+        logits = self.target.branches(len(rows), longest).forward(rows)  # [K, longest, V]: [k, i] predicts ids[i]
+        return [tail_logprob(logits[k], tail) for k, tail in enumerate(tails)]
 
     def prefill(self, new_ids: list[int]) -> Tensor:
         """Run the prompt tokens not in the cache; return the logits [V] of the last one."""

@@ -29,6 +29,7 @@ fp32 rounding only, which is harmless because the plain loop and the speculative
 from __future__ import annotations
 
 import logging
+import math
 import platform
 from collections.abc import Callable
 from typing import Any
@@ -238,3 +239,53 @@ class LeanLlama:
         if last_only:
             x = x[-1:]
         return torch.mm(self._rms(x, self.final_norm), self.lm_head_t).float()
+
+    @torch.inference_mode()
+    def forward_branches(self, tokens: Tensor, shared: int, own: Tensor, start: int, step_rows: int = 16) -> Tensor:
+        """Several continuations of the cached sequence's first `shared` tokens in one pass (rerank candidates).
+
+        tokens [K, S]: the next S tokens of each of K branches, at positions shared + start .. shared + start + S - 1.
+        own [layers, 2, K, kv, length, D]: each branch's own keys and values (its position shared + j at row j);
+        this call writes rows start .. start + S - 1. Token (k, s) attends to the shared keys 0 .. shared - 1 (read
+        from `self.kv`, never written) and to branch k's own keys 0 .. start + s. Returns logits [K, S, V] fp32.
+        A decode step (K * S at most `step_rows`) computes its projections as `forward_rows` does (each row the bits of
+        a single step); longer passes use one GEMM each. Attention sums in another order than a plain forward, so the
+        logits equal those of a plain forward within fp32 rounding, not bit for bit.
+        """
+        K, S = tokens.shape
+        nh, n_kv, group, D = self.n_heads, self.n_kv, self.group, self.head_dim
+        end = start + S  # own rows in use after this call
+        pos = shared + start
+        # own-key mask [S, end]: row s sees own rows 0 .. start + s
+        own_allowed = self.key_pos[:end].view(1, -1) <= self.key_pos[start:end].view(-1, 1)
+        scale = 1.0 / math.sqrt(D)
+
+        rows = K * S
+        step = rows <= step_rows  # a decode step: the projections of forward_rows
+
+        def mm(a: Tensor, b: Tensor, name: str) -> Tensor:
+            return self._mm_rows(a, b, name) if step else torch.mm(a, b)
+
+        x = F.embedding(tokens.reshape(-1), self.embed)  # [K*S, H]
+        for i, w in enumerate(self.layers):
+            h = self._rms(x, w["in_norm"])
+            qkv = mm(h, w["wqkv"], "wqkv").view(K, S, nh + 2 * n_kv, D)
+            cos, sin = self.cos[pos:pos + S], self.sin_signed[pos:pos + S]  # [S, 1, D]
+            qk = qkv[:, :, :nh + n_kv]
+            qk = qk * cos + qk.roll(D // 2, -1) * sin  # RoPE at each token's position
+            own[i, 0, :, :, start:end] = qk[:, :, nh:].transpose(1, 2)  # [K, kv, S, D]
+            own[i, 1, :, :, start:end] = qkv[:, :, nh + n_kv:].transpose(1, 2)
+            # queries grouped by KV head: [K, kv, group * S, D], rows ordered (g, s)
+            q = qk[:, :, :nh].reshape(K, S, n_kv, group, D).permute(0, 2, 3, 1, 4).reshape(K, n_kv, group * S, D)
+            shared_scores = torch.matmul(q, self.kv[i, 0, :, :shared].transpose(-1, -2).unsqueeze(0))  # [K,kv,GS,P]
+            own_scores = torch.matmul(q, own[i, 0, :, :, :end].transpose(-1, -2))  # [K, kv, GS, end]
+            own_scores = own_scores.masked_fill(~own_allowed.repeat(group, 1), float("-inf"))
+            probs = torch.softmax(torch.cat([shared_scores, own_scores], dim=-1).float() * scale, dim=-1)
+            probs = probs.to(self.dtype)
+            att = torch.matmul(probs[..., :shared], self.kv[i, 1, :, :shared].unsqueeze(0)) \
+                + torch.matmul(probs[..., shared:], own[i, 1, :, :, :end])  # [K, kv, GS, D]
+            att = att.view(K, n_kv, group, S, D).permute(0, 3, 1, 2, 4).reshape(K * S, nh * D)
+            x = x + mm(att, w["wo"], "wo")
+            gate, up = mm(self._rms(x, w["post_norm"]), w["wgu"], "wgu").chunk(2, dim=-1)
+            x = x + mm(F.silu(gate) * up, w["wdown"], "wdown")
+        return mm(self._rms(x, self.final_norm), self.lm_head_t, "lm_head").float().view(K, S, -1)

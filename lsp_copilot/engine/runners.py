@@ -24,6 +24,16 @@ class KVSnapshot:
     nbytes: int
 
 
+class Branches(Protocol):
+    """Continuations of a runner's cached tokens decoded side by side, one forward for all of them; the runner's own
+    cache is left as it is."""
+
+    width: int  # branches still kept
+
+    def forward(self, rows: list[list[int]]) -> Tensor: ...  # rows [K][S], equal lengths -> logits [K, S, V]
+    def keep(self, rows: list[int]) -> None: ...  # drop every other branch
+
+
 class Runner(Protocol):
     """A model with its KV cache: `tokens` are the tokens whose keys and values the cache holds, in order."""
 
@@ -32,6 +42,7 @@ class Runner(Protocol):
     exact: bool  # logits of a position do not depend on how the tokens were grouped into forwards
 
     def forward(self, new_tokens: list[int], all_logits: bool = True) -> Tensor: ...
+    def branches(self, width: int, length: int) -> Branches: ...
     def truncate(self, n: int) -> None: ...
     def snapshot(self) -> KVSnapshot: ...
     def restore(self, snap: KVSnapshot, n: int) -> None: ...
@@ -74,6 +85,10 @@ class LeanRunner:
         """Forget every token from position n on (the cache rows stay and are overwritten later)."""
         del self.tokens[n:]
 
+    def branches(self, width: int, length: int) -> LeanBranches:
+        """`width` continuations of the cached tokens, each at most `length` tokens long."""
+        return LeanBranches(self.model, len(self.tokens), width, length, self.step_rows)
+
     def snapshot(self) -> KVSnapshot:
         """Copy the cache rows of the current tokens."""
         n = len(self.tokens)
@@ -89,6 +104,65 @@ class LeanRunner:
     def kv_bytes_per_token(self) -> int:
         """Bytes of KV one token occupies."""
         return self.model.kv_bytes_per_token()
+
+
+class LeanBranches:
+    """Branches over `LeanLlama.forward_branches`: the shared prefix stays in the model's cache, each branch's own
+    keys and values in a small cache of its own [layers, 2, K, kv, length, D]."""
+
+    def __init__(self, model: LeanLlama, shared: int, width: int, length: int, step_rows: int = 16) -> None:
+        if shared + length > model.capacity:
+            raise ValueError(f"the KV cache holds {model.capacity} tokens; {shared + length} needed")
+        self.model = model
+        self.shared = shared
+        self.width = width
+        self.length = length
+        self.used = 0  # own rows written so far (the same for every branch)
+        self.step_rows = step_rows
+        self.own = torch.zeros(len(model.layers), 2, width, model.n_kv, length, model.head_dim,
+                               device=model.device, dtype=model.dtype)
+
+    def forward(self, rows: list[list[int]]) -> Tensor:
+        """Append rows[k] to branch k; logits [K, S, V]."""
+        ids = torch.tensor(rows, dtype=torch.long, device=self.model.device)  # [K, S]
+        if self.used + ids.shape[1] > self.length:
+            raise ValueError(f"branches hold {self.length} tokens; {self.used + ids.shape[1]} needed")
+        logits = self.model.forward_branches(ids, self.shared, self.own, self.used, self.step_rows)
+        self.used += ids.shape[1]
+        return logits
+
+    def keep(self, rows: list[int]) -> None:
+        self.own = self.own[:, :, rows].contiguous()
+        self.width = len(rows)
+
+
+class HFBranches:
+    """Branches over a Hugging Face model: the runner's cache repeated once per branch, decoded as one batch."""
+
+    def __init__(self, runner: HFRunner, width: int) -> None:
+        self.model = runner.model
+        self.device = runner.device
+        self.width = width
+        self.next_pos = len(runner.tokens)
+        self.cache = runner._cache_cls()
+        layers: list[Any] = list(runner.cache.layers)
+        for i, layer in enumerate(layers):
+            self.cache.update(layer.keys.repeat_interleave(width, 0), layer.values.repeat_interleave(width, 0), i)
+
+    def forward(self, rows: list[list[int]]) -> Tensor:
+        ids = torch.tensor(rows, dtype=torch.long, device=self.device)  # [K, S]
+        pos = torch.arange(self.next_pos, self.next_pos + ids.shape[1], device=self.device).expand_as(ids)
+        out = self.model(input_ids=ids, cache=self.cache, position_ids=pos, use_cache=True)
+        self.next_pos += ids.shape[1]
+        return out.logits.float()
+
+    def keep(self, rows: list[int]) -> None:
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        layers: list[Any] = list(self.cache.layers)
+        for layer in layers:
+            layer.keys = layer.keys.index_select(0, index)
+            layer.values = layer.values.index_select(0, index)
+        self.width = len(rows)
 
 
 class HFRunner:
@@ -134,6 +208,10 @@ class HFRunner:
             else:
                 self.cache.crop(n - len(self.tokens))  # transformers 5: a negative count of tokens to remove
             del self.tokens[n:]
+
+    def branches(self, width: int, length: int) -> HFBranches:
+        """`width` continuations of the cached tokens (as one batch; `length` is not needed here)."""
+        return HFBranches(self, width)
 
     def snapshot(self) -> KVSnapshot:
         """Copy the cache tensors of every layer."""

@@ -47,6 +47,8 @@ class GenerationRequest:
     # (1 + w * all uses)); 0: the model alone chooses.
     guide_uses: Mapping[str, int] = field(default_factory=dict)
     guide_usage_weight: float = 0.0
+    # Greedy only: answer with the best of several candidates instead of the greedy one (`RerankRequest`).
+    rerank: RerankRequest | None = None
 
     def validate(self) -> None:
         """Raise RequestError on a field the engine cannot honour."""
@@ -60,7 +62,31 @@ class GenerationRequest:
             raise RequestError(f"time_limit_s must be > 0, got {self.time_limit_s}")
         if self.guide_usage_weight < 0:
             raise RequestError(f"guide_usage_weight must be >= 0, got {self.guide_usage_weight}")
+        if self.rerank is not None:
+            self.rerank.validate()
         speculation_sources(self.speculation)
+
+
+@dataclass
+class RerankRequest:
+    """Several answers, one per likely first token, each finished greedily; the one kept scores best under
+    log p(answer | prompt) + weight * log p(after | before + answer), the second term read left to right by the same
+    model: the answer under which the code after the cursor reads best (rerank.py)."""
+
+    candidates: int  # first tokens branched (the greedy answer is always one of them)
+    before: str  # the document before the cursor, as plain text (the tail that fits the context is read)
+    after: str  # what follows the cursor: the rest of its line and the lines below that are scored
+    weight: float = 0.5
+    max_gap: float = 3.0  # first tokens more than this many nats less likely than the greedy one are not branched
+    shown: Callable[[str], str] | None = None  # raw answer -> what the user would see (identical ones count once)
+
+    def validate(self) -> None:
+        if self.candidates < 1:
+            raise RequestError(f"rerank.candidates must be >= 1, got {self.candidates}")
+        if self.weight < 0:
+            raise RequestError(f"rerank.weight must be >= 0, got {self.weight}")
+        if self.max_gap < 0:
+            raise RequestError(f"rerank.max_gap must be >= 0, got {self.max_gap}")
 
 
 def speculation_sources(spec: str) -> frozenset[str]:
@@ -100,6 +126,16 @@ class CancelToken:
 
 
 @dataclass
+class RankedAnswer:
+    """One candidate of a reranked request as the engine weighed it (`GenerationResult.ranking`)."""
+
+    text: str  # what the user would see
+    logprob: float  # log p(answer | prompt)
+    after_logprob: float  # log p(the lines below | the text before + answer); 0.0 when not scored
+    score: float  # logprob + weight * after_logprob
+
+
+@dataclass
 class GenerationResult:
     """What one request produced and what it cost."""
 
@@ -115,6 +151,9 @@ class GenerationResult:
     elapsed_s: float = 0.0
     drafted: dict[str, int] = field(default_factory=dict)  # source -> tokens proposed
     accepted: dict[str, int] = field(default_factory=dict)  # source -> proposed tokens accepted
+    logprob: float = 0.0  # sum of the emitted tokens' log-probabilities (kept only for reranked candidates)
+    candidates: int = 0  # answers generated (reranked requests)
+    ranking: list[RankedAnswer] = field(default_factory=list)  # the distinct answers weighed, best first
 
     @property
     def cache_hit_rate(self) -> float:

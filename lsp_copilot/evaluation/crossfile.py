@@ -257,6 +257,7 @@ class CrossFileSettings:
     progress: bool = True
     direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
     cursor: str = "line"  # "line": the whole line is the answer; "call": the line from its cross-file callee on
+    candidates: int | None = None  # the pipeline's completion.candidates (None: the server's default)
 
 
 def over_tasks(name: str, each: Callable[[CrossFileTask, CompletionQuery], T], tasks: Sequence[CrossFileTask],
@@ -393,7 +394,7 @@ def run_crossfile(
     path = "injected"
     if completer is None:
         model_dir = model_dir or EMBEDDED_DIR / "target"
-        completer, path = make_model_completer(model_dir, direct=settings.direct)
+        completer, path = make_model_completer(model_dir, direct=settings.direct, candidates=settings.candidates)
         if isinstance(completer, DirectModelCompleter):
             completer.retriever = TrainingStyleRetriever()
             completer.settings.file_header = True  # both conditions name the file; only the index differs

@@ -152,6 +152,7 @@ class HumanEvalSettings:
     run_tests: bool = True  # pass@1 (off: exact match only)
     progress: bool = True  # a progress bar on stderr
     direct: bool = False  # complete with the direct greedy reference instead of the server's pipeline
+    candidates: int | None = None  # the pipeline's completion.candidates (None: the server's default)
 
 
 def complete_all(name: str, completer: Completer, tasks: Sequence[InfillTask], progress: bool) -> list[TimedCompletion]:
@@ -219,9 +220,10 @@ def run_humaneval_infill(
     tasks = select(all_tasks, limit)
     paths: dict[str, str] = {}
     if completers is None:
-        direct = settings.direct
+        direct, candidates = settings.direct, settings.candidates
         completers, paths = default_completers(
-            model_dir, draft_dir, all_tasks, load=lambda d: make_model_completer(d, direct=direct))
+            model_dir, draft_dir, all_tasks,
+            load=lambda d: make_model_completer(d, direct=direct, candidates=candidates))
     scores = evaluate(tasks, completers, settings)
     report: dict[str, Any] = {
         "benchmark": "humaneval-infill",
@@ -231,6 +233,7 @@ def run_humaneval_infill(
         "model": None if model_dir is None else str(model_dir),
         "draft": None if draft_dir is None else str(draft_dir),
         "completion_path": paths,
+        "candidates": settings.candidates,  # None: the server's default completion.candidates
         "sandbox": asdict(settings.limits),
         "systems": [s.to_json() for s in scores],
     }

@@ -82,13 +82,20 @@ class PipelineCompleter:
         return int(self.model.engine.count_tokens(text))
 
 
-def make_model_completer(model_dir: Path, draft_dir: Path | None = None, direct: bool = False) -> tuple[Completer, str]:
-    """(completer, "pipeline" | "direct"): the server's pipeline unless `direct` or the pipeline cannot be imported."""
+def make_model_completer(model_dir: Path, draft_dir: Path | None = None, direct: bool = False,
+                         candidates: int | None = None) -> tuple[Completer, str]:
+    """(completer, "pipeline" | "direct"): the server's pipeline unless `direct` or the pipeline cannot be imported.
+
+    `candidates` overrides the server's `completion.candidates` (1: the greedy answer alone).
+    """
     if not (Path(model_dir) / "config.json").exists():
         raise FileNotFoundError(f"{model_dir}: no config.json; pass --model DIR with a model saved by save_pretrained")
     if not direct:
         try:
-            return PipelineCompleter(Path(model_dir), draft_dir), "pipeline"
+            completer = PipelineCompleter(Path(model_dir), draft_dir)
+            if candidates is not None:
+                completer.settings.completion.candidates = candidates
+            return completer, "pipeline"
         except ImportError as exc:
             log.warning("the pipeline is not importable (%s); completing with the direct greedy reference", exc)
     return DirectModelCompleter(Path(model_dir)), "direct"

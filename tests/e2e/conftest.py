@@ -22,6 +22,25 @@ def count_words(text):
 CURSOR = (len(SAMPLE.splitlines()) - 1, len("    return len("))  # 0-based (line, UTF-16 character)
 
 
+# a hole whose greedy answer does not fit the next line (indented deeper); reranked, the answer is `else:`
+BRACKETS = (
+    'def correct_bracketing(brackets: str):\n'
+    '    """ brackets is a string of "<" and ">".\n'
+    '    return True if every opening bracket has a corresponding closing bracket.\n'
+    '    """\n'
+    '    depth = 0\n'
+    '    for b in brackets:\n'
+    '        if b == "<":\n'
+    '            depth += 1\n'
+    '        \n'
+    '            depth -= 1\n'
+    '        if depth < 0:\n'
+    '            return False\n'
+    '    return depth == 0\n'
+)
+BRACKETS_CURSOR = (8, 8)  # 0-based, after the blank line's indentation
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     root = tmp_path / "ws"

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import CURSOR, SAMPLE
+import pytest
+
+from tests.e2e.conftest import BRACKETS, BRACKETS_CURSOR, CURSOR, SAMPLE
 from tests.e2e.lsp_session import server_env
 
 LINE, COL = CURSOR[0] + 1, CURSOR[1] + 1  # 1-based, as the command line takes them
@@ -28,6 +30,20 @@ def test_complete_streams_a_suggestion(workspace: Path, embedded_models: tuple[P
     streamed, _, final = out.stdout.partition("--- final ---")
     assert result["text"].strip() == (final or streamed).strip()
     assert result["tokens"] > 0
+
+
+def test_complete_json_lists_the_candidates_weighed(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
+    (workspace / "brackets.py").write_text(BRACKETS)
+    line, col = BRACKETS_CURSOR
+    out = _cli("complete", "--json", f"{workspace / 'brackets.py'}:{line + 1}:{col + 1}", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    ranking = result["ranking"]
+    assert result["text"] == ranking[0]["text"] == "else:"
+    assert result["candidates"] >= len(ranking) > 1
+    assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
+    assert all(r["after_logprob"] < 0 and r["score"] == pytest.approx(r["logprob"] + 0.5 * r["after_logprob"])
+               for r in ranking)
 
 
 def test_complete_reports_bad_locations(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
@@ -54,14 +70,26 @@ def test_context_shows_parts_and_prompt(workspace: Path, embedded_models: tuple[
 def test_eval_commands_print_a_json_report_last(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
     """Both evaluations as processes on the embedded models, through the pipeline and through the direct loop."""
     reports = {}
-    for what, extra in (("humaneval-infill", ()), ("crossfile", ()), ("crossfile", ("--direct",))):
+    for what, extra in (("humaneval-infill", ()), ("humaneval-infill", ("--candidates", "1")), ("crossfile", ()),
+                        ("crossfile", ("--direct",))):
         out = _cli("eval", what, "--limit", "2", "--json", *extra, cwd=workspace)
         assert out.returncode == 0, out.stderr
         reports[(what, extra)] = json.loads(out.stdout.strip().splitlines()[-1])
     humaneval = reports[("humaneval-infill", ())]
     assert humaneval["tasks"] == 2 and humaneval["completion_path"]["target"] == "pipeline"
     assert [s["name"] for s in humaneval["systems"]][:2] == ["target", "draft"]
+    assert (humaneval["candidates"], reports[("humaneval-infill", ("--candidates", "1"))]["candidates"]) == (None, 1)
     assert reports[("crossfile", ())]["completion_path"] == "pipeline"
     direct = reports[("crossfile", ("--direct",))]
     assert direct["completion_path"] == "direct" and direct["tasks"] == 2
     assert {"context_recall", "edit_similarity_gain"} <= direct.keys()
+
+
+def test_bench_rerank_compares_greedy_and_reranked_answers(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
+    out = _cli("bench", "rerank", "--limit", "2", "--candidates", "4", "--json", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["tasks"] == 2 and set(report["modes"]) == {"greedy", "rerank4"}
+    greedy = report["modes"]["greedy"]
+    assert greedy["ratio_to_greedy"]["cold_ms_median"] == 1.0
+    assert {"cold_ms", "keystroke_ms", "exact_match"} <= report["modes"]["rerank4"].keys()

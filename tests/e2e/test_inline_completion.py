@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import CURSOR, SAMPLE
+from tests.e2e.conftest import BRACKETS, BRACKETS_CURSOR, CURSOR, SAMPLE
 from tests.e2e.lsp_session import _plain, session
 
 
@@ -134,3 +134,19 @@ async def test_after_a_namespace_import_in_typescript_the_suggestion_finishes_an
         result: types.InlineCompletionList = await asyncio.wait_for(fut, 120)
     text = result.items[0].insert_text if result.items else ""
     assert text.startswith(("frobnicateWidget", "QUUX_LIMIT")), text
+
+
+async def test_a_single_line_answer_is_the_candidate_the_lines_below_read_best_after(
+        workspace: Path, embedded_args: list[str]) -> None:
+    """completion.candidates: the greedy answer writes a statement where the next line is indented deeper; of the
+    eight candidates the server weighs, `else:` is the one under which the lines below read best."""
+    answers = []
+    for config in ({"completion": {"candidates": 1}}, None):
+        async with session(workspace, *embedded_args, config=config) as s:
+            uri = s.open(workspace / "brackets.py", BRACKETS)
+            _, fut = s.inline(uri, *BRACKETS_CURSOR)
+            result: types.InlineCompletionList = await asyncio.wait_for(fut, 120)
+            answers.append(result.items[0].insert_text if result.items else "")
+    greedy, reranked = answers
+    assert reranked == "else:", answers
+    assert greedy != reranked, answers
