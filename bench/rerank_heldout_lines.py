@@ -50,12 +50,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--candidates", default="1,8", help="comma-separated completion.candidates to compare")
+    parser.add_argument("--lines", type=int, default=None, help="completion.rerankLines (default: the server's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = Settings()
     settings.model.threads = args.threads
     completer = PipelineCompleter(EMBEDDED_DIR / "target", EMBEDDED_DIR / "draft", settings)
+    if args.lines is not None:
+        completer.settings.completion.rerank_lines = args.lines
     tasks = select(load_tasks(), args.limit)
     hits: dict[int, list[bool]] = {}
     report: dict[str, object] = {"tasks": len(tasks)}

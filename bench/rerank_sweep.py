@@ -5,7 +5,8 @@ through the server's pipeline, each setting against the greedy answer on the sam
     python bench/rerank_sweep.py --split even --configs 1:3:0.5,2:3:0.5,4:3:0.5,8:3:0.5,12:3:0.5,8:3:1,8:3:2
     python bench/rerank_sweep.py --split odd --configs 8:3:0.5,4:3:0.5
 
-A config is candidates:gap:weight. Each takes 2-4 minutes on 503 tasks here.
+A config is candidates:gap:weight[:lines] (lines: completion.rerankLines, default 4). Each takes 2-4 minutes on 503
+tasks here.
 """
 
 from __future__ import annotations
@@ -34,18 +35,20 @@ def main() -> None:
     tasks = load_tasks()[0 if args.split == "even" else 1 :: 2]
     completion = completer.settings.completion
 
-    def hits(candidates: int, gap: float, weight: float) -> list[bool]:
+    def hits(candidates: int, gap: float, weight: float, lines: int = 4) -> list[bool]:
         completion.candidates, completion.candidate_gap, completion.rerank_weight = candidates, gap, weight
+        completion.rerank_lines = lines
         return [exact_match(completer(t.query()).text, t.expected) for t in tasks]
 
     greedy = hits(1, 0.0, 0.0)
     report: dict[str, object] = {"split": args.split, "tasks": len(tasks), "greedy": sum(greedy)}
     print(f"{args.split} tasks: {len(tasks)}; greedy: {sum(greedy)} exact", flush=True)
     for config in args.configs.split(","):
-        k, gap, weight = config.split(":")
-        got = hits(int(k), float(gap), float(weight))
+        k, gap, weight, *lines = config.split(":")
+        got = hits(int(k), float(gap), float(weight), int(lines[0]) if lines else 4)
         report[config] = {"exact": sum(got), **paired(greedy, got)}
-        print(f"candidates {k}, gap {gap}, weight {weight}: {sum(got)} exact; against greedy "
+        print(f"candidates {k}, gap {gap}, weight {weight}, lines {lines[0] if lines else 4}: {sum(got)} exact; "
+              f"against greedy "
               f"{paired(greedy, got)}", flush=True)
     print(json.dumps(report))
 
