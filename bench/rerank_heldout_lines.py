@@ -14,13 +14,10 @@ import argparse
 import difflib
 import json
 
-import torch
-
 from lsp_copilot.evaluation.completers import CompletionQuery
 from lsp_copilot.evaluation.humaneval_infill import select, single_line_statements
-from lsp_copilot.evaluation.models import EMBEDDED_DIR, PipelineCompleter
+from lsp_copilot.evaluation.models import EMBEDDED_DIR, threaded_completer
 from lsp_copilot.evaluation.report import paired
-from lsp_copilot.settings import Settings
 from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, stdlib_root
 
 
@@ -53,10 +50,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=None, help="completion.rerankLines (default: the server's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    settings = Settings()
-    settings.model.threads = args.threads
-    completer = PipelineCompleter(EMBEDDED_DIR / "target", EMBEDDED_DIR / "draft", settings)
+    completer = threaded_completer(EMBEDDED_DIR / "target", EMBEDDED_DIR / "draft", args.threads)
     if args.lines is not None:
         completer.settings.completion.rerank_lines = args.lines
     tasks = select(load_tasks(), args.limit)

@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from lsp_copilot.evaluation.humaneval_infill import load_tasks
-from lsp_copilot.evaluation.models import EMBEDDED_DIR, PipelineCompleter
+from lsp_copilot.evaluation.models import EMBEDDED_DIR, threaded_completer
 from lsp_copilot.evaluation.report import exact_match, paired
-from lsp_copilot.settings import Settings
 
 
 def main() -> None:
@@ -28,10 +25,7 @@ def main() -> None:
     parser.add_argument("--configs", default="8:3:0.5")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    settings = Settings()
-    settings.model.threads = args.threads
-    completer = PipelineCompleter(EMBEDDED_DIR / "target", EMBEDDED_DIR / "draft", settings)
+    completer = threaded_completer(EMBEDDED_DIR / "target", EMBEDDED_DIR / "draft", args.threads)
     tasks = load_tasks()[0 if args.split == "even" else 1 :: 2]
     completion = completer.settings.completion
 

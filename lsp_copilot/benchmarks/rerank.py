@@ -20,7 +20,7 @@ import torch
 from lsp_copilot.benchmarks.decode import percentile
 from lsp_copilot.evaluation.completers import CompletionQuery
 from lsp_copilot.evaluation.humaneval_infill import InfillTask, load_tasks, select
-from lsp_copilot.evaluation.models import PipelineCompleter
+from lsp_copilot.evaluation.models import PipelineCompleter, threaded_completer
 from lsp_copilot.evaluation.report import exact_match
 
 
@@ -44,13 +44,7 @@ def summarize(values: list[float]) -> dict[str, float]:
 def run_rerank_bench(model_dir: Path, draft_dir: Path | None, limit: int | None, candidates: int, as_json: bool,
                      threads: int = 1, device: str = "cpu") -> dict[str, Any]:
     """Measure both modes; print a table (and, with as_json, one JSON line last)."""
-    from lsp_copilot.settings import Settings
-
-    torch.set_num_threads(threads)
-    settings = Settings()
-    settings.model.threads = threads
-    settings.model.device = device
-    completer = PipelineCompleter(model_dir, draft_dir, settings)
+    completer = threaded_completer(model_dir, draft_dir, threads, device)
     engine = completer.model.engine
     tasks = select(load_tasks(), limit or 60)
     modes = {"greedy": 1, f"rerank{candidates}": candidates}

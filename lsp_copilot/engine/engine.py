@@ -70,6 +70,12 @@ class EngineStats:
     mean_tokens: float = TOKENS_PRIOR  # running mean (EMA) of tokens per completion: how long a draft has to repay
 
 
+def guided(logits: Tensor, guide: NameGuide | None) -> Tensor:
+    """logits [V] under the name guide's rule where it applies (`NameGuide.apply`), else as they are."""
+    only = guide.allowed() if guide is not None else None
+    return guide.apply(logits, only) if guide is not None and only else logits
+
+
 def make_runner(model: Any, settings: EngineSettings, capacity: int) -> Runner:
     """The lean runner for plain Llamas (row-exact when the check passes), else the generic HF runner."""
     if settings.lean and lean_supported(model) is None:
@@ -288,9 +294,7 @@ class Engine:
                               req.max_new_tokens)
         # the first token comes from the prompt's logits in every speculation mode, so these rules keep them equal
         guide = self._guide(req)
-        only = guide.allowed() if guide is not None else None
-        token = sampler.pick(guide.apply(logits, only) if guide is not None and only else logits,
-                             () if req.allow_empty else sorted(self.stop_ids))
+        token = sampler.pick(guided(logits, guide), () if req.allow_empty else sorted(self.stop_ids))
         if guide is not None:
             guide.push(token)
         seq = list(ids)  # prompt + emitted tokens; the cache holds all of it but the last token
@@ -342,17 +346,14 @@ class Engine:
         """
         spec = req.rerank
         assert spec is not None
-        guide = self._guide(req)
-        only = guide.allowed() if guide is not None else None
-        first = sampler.restrict(guide.apply(logits, only) if guide is not None and only else logits).float().clone()
+        first = sampler.restrict(guided(logits, self._guide(req))).float().clone()
         if not req.allow_empty:
             first[sorted(self.stop_ids)] = float("-inf")
         first = torch.log_softmax(first, dim=-1)  # [V]: the first pick's distribution under the request's rules
-        candidates = self._finish_branches(req, ids, first_tokens(first, spec.candidates, spec.max_gap), first,
-                                           sampler, cancel, t0, result)
+        branches = self._finish_branches(req, ids, first_tokens(first, spec.candidates, spec.max_gap), first,
+                                         sampler, cancel, t0, result)
+        candidates = [Candidate(b, spec.shown(b.text) if spec.shown else b.text) for b in branches]
         result.candidates = len(candidates)
-        for cand in candidates:
-            cand.shown = spec.shown(cand.result.text) if spec.shown else cand.result.text
         late = any(c.result.stop_reason == "time_limit" for c in candidates)
         # out of time: the greedy branch, as far as it got (what the plain loop would have answered)
         pool = finalists(candidates) if not late else candidates[:1]
@@ -375,8 +376,8 @@ class Engine:
 
     def _finish_branches(self, req: GenerationRequest, ids: list[int], firsts: list[int], first: Tensor,
                          sampler: Sampler, cancel: CancelToken, t0: float, result: GenerationResult
-                         ) -> list[Candidate]:
-        """Each first token continued greedily until its own stop, all of them in lockstep; one candidate each.
+                         ) -> list[GenerationResult]:
+        """Each first token continued greedily until its own stop, all of them in lockstep; one result each.
 
         first [V]: log-probabilities of the first pick. A branch's `logprob` sums the log-probability of each token
         under the distribution it was picked from (the guide's where one applies).
@@ -405,10 +406,7 @@ class Engine:
             result.forwards += 1
             step += 1
             for branch, row in zip(live, logits, strict=True):
-                scores = row
-                if branch.guide is not None and branch.guide.active and (only := branch.guide.allowed()) is not None:
-                    scores = branch.guide.apply(row, only)
-                scores = sampler.restrict(scores).float()
+                scores = sampler.restrict(guided(row, branch.guide)).float()
                 token = int(torch.argmax(scores).item())
                 branch.push(token, float(torch.log_softmax(scores, dim=-1)[token]))
             prune_behind(branches)
@@ -418,7 +416,7 @@ class Engine:
                 if live:
                     batch.keep(kept)
         result.accepted_per_forward = 1.0 if result.forwards else 0.0
-        return [Candidate(b.done(), "") for b in branches]
+        return [b.done() for b in branches]
 
     def _stash_live(self, n: int) -> None:
         """Keep the KV of the first n live tokens in the prefix cache (when worth a copy); empty the live cache."""

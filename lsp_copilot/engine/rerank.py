@@ -70,7 +70,7 @@ class Candidate:
     """One branch: its raw text, what the user would see of it and its scores."""
 
     result: GenerationResult  # text, stop reason, tokens and log p(answer | prompt) of the branch
-    shown: str  # filled in once the branch is finished
+    shown: str
     after_logprob: float = 0.0  # log p(after | before + answer), filled in for the finalists
 
     @property

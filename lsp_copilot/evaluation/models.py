@@ -82,6 +82,20 @@ class PipelineCompleter:
         return int(self.model.engine.count_tokens(text))
 
 
+def threaded_completer(model_dir: Path, draft_dir: Path | None, threads: int, device: str = "cpu"
+                       ) -> PipelineCompleter:
+    """A PipelineCompleter whose engine and torch use `threads` CPU threads on `device` (benchmarks, sweeps)."""
+    import torch
+
+    from lsp_copilot.settings import Settings
+
+    torch.set_num_threads(threads)
+    settings = Settings()
+    settings.model.threads = threads
+    settings.model.device = device
+    return PipelineCompleter(model_dir, draft_dir, settings)
+
+
 def make_model_completer(model_dir: Path, draft_dir: Path | None = None, direct: bool = False,
                          candidates: int | None = None) -> tuple[Completer, str]:
     """(completer, "pipeline" | "direct"): the server's pipeline unless `direct` or the pipeline cannot be imported.
