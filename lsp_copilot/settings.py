@@ -60,11 +60,10 @@ class CompletionSettings:
     # model's whole preference (the choice follows (p_model + w * uses) / (1 + w * all uses), as an editor's member
     # list ranks by usage); 0: the model alone chooses.
     member_usage_weight: float = field(default=0.1, metadata=_range(0.0, 100.0))
-    # Single-line answers considered (greedy only): a beam search that keeps the `candidates` likeliest hypotheses a
-    # step (the greedy one always among them), seeded with the likeliest first tokens (at most candidate_gap nats less
-    # likely than the greedy one); of the finished answers the one kept scores best under log p(answer | prompt) +
-    # rerank_weight * log p(the next rerank_lines lines | the text before + answer), the model reading the file left
-    # to right (engine/rerank.py). 1: the greedy answer alone.
+    # Single-line answers considered (greedy only): the greedy one and those that start with the next likeliest first
+    # tokens (at most candidate_gap nats less likely than the greedy one), each finished greedily; the one kept scores
+    # best under log p(answer | prompt) + rerank_weight * log p(the next rerank_lines lines | the text before +
+    # answer), the model reading the file left to right (engine/rerank.py). 1: the greedy answer alone.
     candidates: int = field(default=8, metadata=_range(1, 32))
     candidate_gap: float = field(default=3.0, metadata=_range(0.0, 100.0))
     rerank_weight: float = field(default=0.5, metadata=_range(0.0, 100.0))

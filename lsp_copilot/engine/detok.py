@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,13 +75,6 @@ class StopTracker:
             return self._finish(text, "max_tokens")
         safe = text[: len(text) - self._held_back(text)]
         return self._advance(safe), None
-
-    def fork(self) -> StopTracker:
-        """A copy that tracks a continuation of the same tokens on its own."""
-        twin = copy.copy(self)
-        twin.detok = StreamDetokenizer(self.detok.tokenizer)
-        twin.detok.ids = list(self.detok.ids)
-        return twin
 
     def finish(self, reason: str, flush: bool) -> tuple[str, str]:
         """End for a reason outside the text (cancel, time, context): flush held-back text if `flush`."""

@@ -33,8 +33,6 @@ from lsp_copilot.engine.rerank import (
     finalists,
     first_tokens,
     prune_behind,
-    rank_expansions,
-    search_is_over,
     split_head,
     tail_logprob,
     tail_tokens,
@@ -340,7 +338,7 @@ class Engine:
 
     def _decode_reranked(self, req: GenerationRequest, ids: list[int], logits: Tensor, sampler: Sampler,
                          cancel: CancelToken, t0: float, result: GenerationResult) -> Iterator[str]:
-        """Beam-search the likeliest single-line answers, yield the one under which the lines after read best, whole.
+        """Branch the likeliest first tokens, finish them greedily side by side, yield the best answer whole.
 
         The candidates come from one batched forward per step (`Runner.branches`), without speculation: the answer
         is the same whatever `req.speculation` says. Cache invariant: the cache holds `ids` on entry; afterwards it
@@ -352,7 +350,8 @@ class Engine:
         if not req.allow_empty:
             first[sorted(self.stop_ids)] = float("-inf")
         first = torch.log_softmax(first, dim=-1)  # [V]: the first pick's distribution under the request's rules
-        branches = self._search_beams(req, ids, first, sampler, cancel, t0, result)
+        branches = self._finish_branches(req, ids, first_tokens(first, spec.candidates, spec.max_gap), first,
+                                         sampler, cancel, t0, result)
         candidates = [Candidate(b, spec.shown(b.text) if spec.shown else b.text) for b in branches]
         result.candidates = len(candidates)
         late = any(c.result.stop_reason == "time_limit" for c in candidates)
@@ -375,82 +374,49 @@ class Engine:
         if result.text:
             yield result.text
 
-    def _search_beams(self, req: GenerationRequest, ids: list[int], first: Tensor, sampler: Sampler,
-                      cancel: CancelToken, t0: float, result: GenerationResult) -> list[GenerationResult]:
-        """Beam search over single-line answers: the finished hypotheses, the greedy answer first.
+    def _finish_branches(self, req: GenerationRequest, ids: list[int], firsts: list[int], first: Tensor,
+                         sampler: Sampler, cancel: CancelToken, t0: float, result: GenerationResult
+                         ) -> list[GenerationResult]:
+        """Each first token continued greedily until its own stop, all of them in lockstep; one result each.
 
-        first [V]: log-probabilities of the first pick. The beam is seeded with the likeliest first tokens (at most
-        `candidates`, within `max_gap` of the best); each step extends every live hypothesis by its likeliest tokens in
-        one batched forward (`Runner.branches`, rows reordered to the surviving parents) and keeps the `candidates`
-        likeliest that have not stopped, the greedy one always among them. A hypothesis' `logprob` sums the
-        log-probability of each token under the distribution it was picked from (the guide's where one applies).
-        The search ends when no hypothesis is live: they stop at their own stops, or when `PRUNE_NATS` behind a
-        finished one, or when twice `candidates` have finished and the greedy one is done.
+        first [V]: log-probabilities of the first pick. A branch's `logprob` sums the log-probability of each token
+        under the distribution it was picked from (the guide's where one applies).
         """
-        spec = req.rerank
-        assert spec is not None
-        width = spec.candidates
-        seeds = first_tokens(first, width, spec.max_gap)
-        beams = [Branch(StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings,
-                                    req.stop_check, req.max_new_tokens), self._guide(req),
-                        GenerationResult("", 0, "max_tokens", 0, 0.0, prompt_tokens=len(ids)), greedy=i == 0)
-                 for i in range(len(seeds))]
-        for beam, token in zip(beams, seeds, strict=True):
-            beam.push(token, float(first[token]))
-        done = [b for b in beams if b.stop is not None]
-        live = [b for b in beams if b.stop is None]
+        branches = [Branch(StopTracker(self.tokenizer, self.stop_ids, self.eos_ids, req.stop_strings,
+                                       req.stop_check, req.max_new_tokens), self._guide(req),
+                           GenerationResult("", 0, "max_tokens", 0, 0.0, prompt_tokens=len(ids)))
+                    for _ in firsts]
+        for branch, token in zip(branches, firsts, strict=True):
+            branch.push(token, float(first[token]))
+        live = [b for b in branches if b.stop is None]
         room = min(req.max_new_tokens, self.target.capacity - len(ids) - 1)
-        batch = self.target.branches(len(beams), max(room, 1)) if live else None
-        if batch is not None and len(live) < len(beams):
-            batch.keep([i for i, b in enumerate(beams) if b.stop is None])
+        batch = self.target.branches(len(branches), max(room, 1)) if live else None
+        if batch is not None and len(live) < len(branches):
+            batch.keep([i for i, b in enumerate(branches) if b.stop is None])
         step = 0
         while live and batch is not None:
             stop = self._outside_stop(req, cancel, t0, len(ids) + step)
             if stop is None and step >= room:
                 stop = "context_full"
             if stop is not None:
-                for beam in live:
-                    beam.finish(stop)
+                for branch in live:
+                    branch.finish(stop)
                 break
-            logits = batch.forward([[b.last] for b in live])[:, -1]  # [L, V]: row l extends live[l]
+            logits = batch.forward([[b.last] for b in live])[:, -1]  # [K, V]: row k continues live[k]
             result.forwards += 1
             step += 1
-            survivors, parents, stopped = self._extend_beams(live, logits, sampler, width)
-            done += stopped
-            prune_behind([*done, *survivors])
-            if search_is_over(done, survivors, width):
-                for beam in survivors:
-                    if beam.stop is None:
-                        beam.finish("pruned")
-            done += [b for b in survivors if b.stop is not None]
-            live = [b for b in survivors if b.stop is None]
-            if live:
-                batch.keep([p for p, b in zip(parents, survivors, strict=True) if b.stop is None])
+            for branch, row in zip(live, logits, strict=True):
+                scores = sampler.restrict(guided(row, branch.guide)).float()
+                token = int(torch.argmax(scores).item())
+                branch.push(token, float(torch.log_softmax(scores, dim=-1)[token]))
+            prune_behind(branches)
+            kept = [i for i, b in enumerate(live) if b.stop is None]
+            if len(kept) < len(live):
+                live = [live[i] for i in kept]
+                if live:
+                    batch.keep(kept)
         result.accepted_per_forward = 1.0 if result.forwards else 0.0
-        ranked = sorted([*done, *live], key=lambda b: (not b.greedy, -b.result.logprob))
-        return [b.done() for b in ranked]
-
-    @staticmethod
-    def _extend_beams(live: list[Branch], logits: Tensor, sampler: Sampler, width: int
-                      ) -> tuple[list[Branch], list[int], list[Branch]]:
-        """One beam step from logits [L, V] (row l extends live[l]): (the `width` likeliest extensions that have not
-        stopped, the row each extends, the extensions that stopped on the way)."""
-        logprobs = torch.stack([torch.log_softmax(sampler.restrict(guided(row, b.guide)).float(), dim=-1)
-                                for b, row in zip(live, logits, strict=True)])  # [L, V]
-        survivors: list[Branch] = []
-        parents: list[int] = []
-        stopped: list[Branch] = []
-        for ext in rank_expansions(logprobs, live, width):
-            if len(survivors) == width:
-                break
-            child = live[ext.row].fork(ext.greedy)
-            child.push(ext.token, ext.logprob)
-            if child.stop is None:
-                survivors.append(child)
-                parents.append(ext.row)
-            else:
-                stopped.append(child)
-        return survivors, parents, stopped
+        return [b.done() for b in branches]
 
     def _stash_live(self, n: int) -> None:
         """Keep the KV of the first n live tokens in the prefix cache (when worth a copy); empty the live cache."""
