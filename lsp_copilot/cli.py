@@ -230,6 +230,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.what == "compare":
+        return run_compare(args)
     from lsp_copilot.pipeline import embedded_model_dirs
 
     target, draft = embedded_model_dirs()
@@ -239,12 +241,37 @@ def run_eval(args: argparse.Namespace) -> int:
         from lsp_copilot.evaluation.humaneval_infill import HumanEvalSettings, run_humaneval_infill
 
         run_humaneval_infill(model, draft_dir, args.limit, as_json=args.json,
-                             settings=HumanEvalSettings(direct=args.direct, candidates=args.candidates))
+                             settings=HumanEvalSettings(direct=args.direct, candidates=args.candidates,
+                                                        details=args.details))
     else:
         from lsp_copilot.evaluation.crossfile import CrossFileSettings, run_crossfile
 
         run_crossfile(model, args.limit, as_json=args.json,
-                      settings=CrossFileSettings(direct=args.direct, cursor=args.cursor, candidates=args.candidates))
+                      settings=CrossFileSettings(direct=args.direct, cursor=args.cursor, candidates=args.candidates,
+                                                 details=args.details))
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """`eval compare --before A --after B`: two runs' details paired task by task."""
+    from lsp_copilot.evaluation.report import compare_details
+
+    if args.before is None or args.after is None:
+        print("lsp-copilot: error: eval compare needs --before FILE and --after FILE (written by eval --details)",
+              file=sys.stderr)
+        return 2
+    try:
+        result = compare_details(args.before, args.after, args.system, args.measure)
+    except (OSError, ValueError) as exc:
+        print(f"lsp-copilot: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result['system']}, {result['measure']}: {result['before']} -> {result['after']} of {result['tasks']} "
+          f"tasks; {result['gained']} turned right, {result['lost']} wrong (McNemar exact p = {result['p_value']})")
+    for what in ("turned_right", "turned_wrong"):
+        if result[what]:
+            print(f"{what.replace('_', ' ')}: {', '.join(result[what])}")
+    if args.json:
+        print(json.dumps(result))
     return 0
 
 
@@ -342,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_bench)
 
     p = sub.add_parser("eval", help="quality evaluations")
-    p.add_argument("what", choices=["humaneval-infill", "crossfile"])
+    p.add_argument("what", choices=["humaneval-infill", "crossfile", "compare"],
+                   help="compare: two runs' --details paired task by task")
     p.add_argument("--json", action="store_true", help="the last line printed is one JSON object")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
     p.add_argument("--model")
@@ -356,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cursor", choices=["line", "call"], default="line",
                    help="crossfile: the answer is the whole line (line) or the line from its cross-file callee's "
                         "name on, as CrossCodeEval splits (call)")
+    p.add_argument("--details", type=Path, default=None,
+                   help="write every system's per-task rows (task, expected, completion, exact, passed) to this "
+                        "JSON-lines file")
+    p.add_argument("--before", type=Path, default=None, help="compare: the details of the first run")
+    p.add_argument("--after", type=Path, default=None, help="compare: the details of the second run")
+    p.add_argument("--system", default="target",
+                   help="compare: whose rows (target, draft, a baseline's name, or 'with workspace index' ...)")
+    p.add_argument("--measure", choices=["exact", "passed"], default="exact", help="compare: which outcome")
     p.set_defaults(func=run_eval)
 
     _add_train(sub)

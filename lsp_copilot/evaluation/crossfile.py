@@ -32,7 +32,15 @@ from typing import Any, TextIO, TypeVar
 from lsp_copilot.evaluation.completers import Completer, CompletionQuery, DirectModelCompleter, TimedCompletion, timed
 from lsp_copilot.evaluation.humaneval_infill import select, single_line_statements
 from lsp_copilot.evaluation.models import EMBEDDED_DIR, make_model_completer
-from lsp_copilot.evaluation.report import SystemScore, emit, exact_match, format_table, paired, score_system
+from lsp_copilot.evaluation.report import (
+    SystemScore,
+    emit,
+    exact_match,
+    format_table,
+    paired,
+    score_system,
+    write_details,
+)
 from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, SourceFile, stdlib_root
 from lsp_copilot.training.data import CrossFileIndex, module_name
 
@@ -258,6 +266,7 @@ class CrossFileSettings:
     direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
     cursor: str = "line"  # "line": the whole line is the answer; "call": the line from its cross-file callee on
     candidates: int | None = None  # the pipeline's completion.candidates (None: the server's default)
+    details: Path | None = None  # write both conditions' per-task rows here (JSON lines, `report.write_details`)
 
 
 def over_tasks(name: str, each: Callable[[CrossFileTask, CompletionQuery], T], tasks: Sequence[CrossFileTask],
@@ -309,8 +318,9 @@ def evaluate(
         loss_on = answer_losses("loss, workspace index", completer, tasks, workspace, settings.progress)
     finally:
         workspace.close()
-    scores = [score_system("without workspace index", expected, off),
-              score_system("with workspace index", expected, on)]
+    ids = [t.task_id for t in tasks]
+    scores = [score_system("without workspace index", expected, off, task_ids=ids),
+              score_system("with workspace index", expected, on, task_ids=ids)]
     for score, results, losses in zip(scores, (off, on), (loss_off, loss_on), strict=True):
         score.extra["callee_match"] = round(callee_match(tasks, results), 4)
         score.extra["context_recall"] = round(context_recall(tasks, results), 4)
@@ -399,6 +409,8 @@ def run_crossfile(
             completer.retriever = TrainingStyleRetriever()
             completer.settings.file_header = True  # both conditions name the file; only the index differs
     scores = evaluate(tasks, completer, settings)
+    if settings.details is not None:
+        write_details(settings.details, scores)
     off, on = scores
     report: dict[str, Any] = {
         "benchmark": "crossfile",

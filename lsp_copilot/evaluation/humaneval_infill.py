@@ -38,7 +38,7 @@ from lsp_copilot.evaluation.completers import (
     timed,
 )
 from lsp_copilot.evaluation.models import EMBEDDED_DIR, make_model_completer
-from lsp_copilot.evaluation.report import SystemScore, emit, format_table, score_system
+from lsp_copilot.evaluation.report import SystemScore, emit, format_table, score_system, write_details
 from lsp_copilot.evaluation.sandbox import SandboxLimits, run_programs
 
 # Python keywords that open a clause of a compound statement without being a statement themselves.
@@ -153,6 +153,7 @@ class HumanEvalSettings:
     progress: bool = True  # a progress bar on stderr
     direct: bool = False  # complete with the direct greedy reference instead of the server's pipeline
     candidates: int | None = None  # the pipeline's completion.candidates (None: the server's default)
+    details: Path | None = None  # write every system's per-task rows here (JSON lines, `report.write_details`)
 
 
 def complete_all(name: str, completer: Completer, tasks: Sequence[InfillTask], progress: bool) -> list[TimedCompletion]:
@@ -177,7 +178,8 @@ def evaluate(
         flat = [p for ps in programs.values() for p in ps]  # identical programs (hits, shared baselines) run once
         outcomes = iter(run_programs(flat, settings.limits, settings.workers))
         passed = {name: [next(outcomes).passed for _ in ps] for name, ps in programs.items()}
-    return [score_system(name, expected, rs, passed[name]) for name, rs in results.items()]
+    ids = [t.task_id for t in tasks]
+    return [score_system(name, expected, rs, passed[name], ids) for name, rs in results.items()]
 
 
 def default_completers(
@@ -225,6 +227,8 @@ def run_humaneval_infill(
             model_dir, draft_dir, all_tasks,
             load=lambda d: make_model_completer(d, direct=direct, candidates=candidates))
     scores = evaluate(tasks, completers, settings)
+    if settings.details is not None:
+        write_details(settings.details, scores)
     report: dict[str, Any] = {
         "benchmark": "humaneval-infill",
         "tasks": len(tasks),

@@ -1,4 +1,5 @@
-"""Scores of one system on a task set, the readable table, and the one-JSON-object-last-line output."""
+"""Scores of one system on a task set, the readable table, the one-JSON-object-last-line output, and the per-task
+details that let two runs be compared task by task (`eval --details`, `eval compare`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from lsp_copilot.evaluation.completers import TimedCompletion, first_line
@@ -43,6 +45,7 @@ class SystemScore:
     errors: int = 0  # tasks on which the completer raised
     first_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    details: list[dict[str, Any]] = field(default_factory=list)  # one row per task (`task_rows`); not in to_json
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -54,6 +57,7 @@ class SystemScore:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["details"]
         out["tokens_per_s"] = None if self.tokens_per_s is None else round(self.tokens_per_s, 1)
         out["ms_per_task"] = round(self.ms_per_task, 1)
         out["exact_match"] = round(self.exact_match, 4)
@@ -63,9 +67,11 @@ class SystemScore:
 
 
 def score_system(
-    name: str, expected: Sequence[str], results: Sequence[TimedCompletion], passed: Sequence[bool] | None = None
+    name: str, expected: Sequence[str], results: Sequence[TimedCompletion], passed: Sequence[bool] | None = None,
+    task_ids: Sequence[str] | None = None,
 ) -> SystemScore:
-    """Exact match (and pass@1 when `passed` is given) of `results` against `expected`, task by task."""
+    """Exact match (and pass@1 when `passed` is given) of `results` against `expected`, task by task; with
+    `task_ids`, the per-task rows too (`SystemScore.details`)."""
     if len(expected) != len(results) or (passed is not None and len(passed) != len(results)):
         raise ValueError("expected, results and passed must have one entry per task")
     n = len(expected)
@@ -80,7 +86,54 @@ def score_system(
         seconds=sum(r.seconds for r in results),
         errors=len(errors),
         first_error=errors[0] if errors else None,
+        details=task_rows(name, task_ids, expected, results, passed) if task_ids is not None else [],
     )
+
+
+def task_rows(system: str, task_ids: Sequence[str], expected: Sequence[str], results: Sequence[TimedCompletion],
+              passed: Sequence[bool] | None = None) -> list[dict[str, Any]]:
+    """One row per task: the system, the task, the expected line, the completion's first line, exact (and passed)."""
+    rows: list[dict[str, Any]] = []
+    for i, (task, exp, res) in enumerate(zip(task_ids, expected, results, strict=True)):
+        row = {"system": system, "task": task, "expected": exp.strip(), "completion": first_line(res.completion.text),
+               "exact": exact_match(res.completion.text, exp)}
+        if passed is not None:
+            row["passed"] = passed[i]
+        rows.append(row)
+    return rows
+
+
+def write_details(path: Path, scores: Sequence[SystemScore]) -> None:
+    """Every system's per-task rows as JSON lines."""
+    with path.open("w", encoding="utf-8") as out:
+        for score in scores:
+            for row in score.details:
+                out.write(json.dumps(row) + "\n")
+
+
+def compare_details(before: Path, after: Path, system: str, measure: str = "exact") -> dict[str, Any]:
+    """Two runs' details (`write_details`) for one system, paired on the tasks both have: how many tasks `after`
+    turned right and wrong on `measure` ("exact" or "passed"), the McNemar p-value, and which tasks."""
+    runs = []
+    for path in (before, after):
+        rows = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if row.get("system") == system:
+                if measure not in row:
+                    raise ValueError(f"{path}: the rows of {system!r} have no {measure!r}")
+                rows[row["task"]] = bool(row[measure])
+        if not rows:
+            raise ValueError(f"{path}: no rows for the system {system!r}")
+        runs.append(rows)
+    common = [t for t in runs[0] if t in runs[1]]
+    if not common:
+        raise ValueError(f"{before} and {after} share no task")
+    was, now = [runs[0][t] for t in common], [runs[1][t] for t in common]
+    return {"system": system, "measure": measure, "tasks": len(common), "before": sum(was), "after": sum(now),
+            **paired(was, now),
+            "turned_right": [t for t, a, b in zip(common, was, now, strict=True) if b and not a],
+            "turned_wrong": [t for t, a, b in zip(common, was, now, strict=True) if a and not b]}
 
 
 def _pct(x: float | None) -> str:

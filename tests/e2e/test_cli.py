@@ -70,9 +70,11 @@ def test_context_shows_parts_and_prompt(workspace: Path, embedded_models: tuple[
 def test_eval_commands_print_a_json_report_last(workspace: Path, embedded_models: tuple[Path, Path]) -> None:
     """Both evaluations as processes on the embedded models, through the pipeline and through the direct loop."""
     reports = {}
+    details = {extra: workspace / f"details{len(extra)}.jsonl" for extra in ((), ("--candidates", "1"))}
     for what, extra in (("humaneval-infill", ()), ("humaneval-infill", ("--candidates", "1")), ("crossfile", ()),
                         ("crossfile", ("--direct",))):
-        out = _cli("eval", what, "--limit", "2", "--json", *extra, cwd=workspace)
+        keep = ("--details", str(details[extra])) if what == "humaneval-infill" else ()
+        out = _cli("eval", what, "--limit", "2", "--json", *extra, *keep, cwd=workspace)
         assert out.returncode == 0, out.stderr
         reports[(what, extra)] = json.loads(out.stdout.strip().splitlines()[-1])
     humaneval = reports[("humaneval-infill", ())]
@@ -83,6 +85,15 @@ def test_eval_commands_print_a_json_report_last(workspace: Path, embedded_models
     direct = reports[("crossfile", ("--direct",))]
     assert direct["completion_path"] == "direct" and direct["tasks"] == 2
     assert {"context_recall", "edit_similarity_gain"} <= direct.keys()
+    # the two HumanEval runs paired task by task from their --details files
+    out = _cli("eval", "compare", "--before", str(details[("--candidates", "1")]), "--after", str(details[()]),
+               "--json", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    compared = json.loads(out.stdout.strip().splitlines()[-1])
+    target = next(s for s in humaneval["systems"] if s["name"] == "target")
+    assert compared["tasks"] == 2 and compared["after"] == round(target["exact_match"] * 2)
+    missing = _cli("eval", "compare", "--before", str(details[()]), cwd=workspace)
+    assert missing.returncode == 2 and "--after" in missing.stderr
 
 
 def test_bench_rerank_compares_greedy_and_reranked_answers(workspace: Path, embedded_models: tuple[Path, Path]) -> None:

@@ -19,6 +19,7 @@ from lsp_copilot.evaluation.crossfile import (
     package_sources,
     run_crossfile,
 )
+from lsp_copilot.evaluation.report import compare_details
 from lsp_copilot.training.corpus import HELD_OUT_PACKAGES, is_held_out
 
 HELPERS = '''\
@@ -146,14 +147,22 @@ class GrepCompleter:
         return Completion(answer if known else "pass", 3)
 
 
-def test_the_index_condition_is_the_only_difference(toy_root: Path) -> None:
+def test_the_index_condition_is_the_only_difference(toy_root: Path, tmp_path: Path) -> None:
     tasks = toy_tasks(toy_root)
     fake = GrepCompleter({t.text[: t.offset]: t.expected for t in tasks})
     out = io.StringIO()
+    details = tmp_path / "details.jsonl"
     report = run_crossfile(
         limit=None, as_json=True, completer=fake, out=out,
-        settings=CrossFileSettings(packages=("toy",), source_root=toy_root, progress=False),
+        settings=CrossFileSettings(packages=("toy",), source_root=toy_root, progress=False, details=details),
     )
+    # --details: both conditions, task by task; `eval compare` pairs them as the report does
+    compared = compare_details(details, details, "with workspace index")
+    assert compared["turned_right"] == [] and compared["after"] == 3
+    rows = [json.loads(line) for line in details.read_text().splitlines()]
+    assert [(r["system"], r["exact"]) for r in rows] == [("without workspace index", False)] * 3 + [
+        ("with workspace index", True)] * 3
+    assert [r["task"] for r in rows[:3]] == [t.task_id for t in tasks]
     assert json.loads(out.getvalue().strip().splitlines()[-1]) == report
     off, on = report["systems"]
     assert off["name"] == "without workspace index" and off["exact_match"] == 0.0

@@ -26,7 +26,7 @@ from lsp_copilot.evaluation.humaneval_infill import (
     select,
     single_line_statements,
 )
-from lsp_copilot.evaluation.report import exact_match
+from lsp_copilot.evaluation.report import compare_details, exact_match
 from lsp_copilot.evaluation.sandbox import SandboxLimits
 
 QUICK = HumanEvalSettings(limits=SandboxLimits(wall_seconds=5.0), progress=False)
@@ -149,6 +149,31 @@ def test_the_report_prints_a_table_and_json_last(all_tasks: list[InfillTask]) ->
     systems = {s["name"]: s for s in report["systems"]}
     assert systems["oracle"]["exact_match"] == 1.0 and systems["oracle"]["pass_at_1"] == 1.0
     assert report["tasks"] == 4 and report["tasks_total"] == 1005
+
+
+def test_details_pair_two_runs_task_by_task(all_tasks: list[InfillTask], tmp_path: Path) -> None:
+    """`--details` rows of two runs; `compare` names the tasks the second run turned right and wrong."""
+    tasks = select(all_tasks, 6)
+    oracle, constant = Oracle(all_tasks), ConstantCompleter("return False")
+
+    def half(query: CompletionQuery) -> Completion:  # right on the first three tasks, `return False` after
+        return oracle(query) if query.text in {t.query().text for t in tasks[:3]} else constant(query)
+
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    for path, completer in ((before, constant), (after, half)):
+        run_humaneval_infill(limit=6, settings=HumanEvalSettings(limits=QUICK.limits, progress=False, details=path),
+                             out=io.StringIO(), completers={"target": completer, "oracle": oracle})
+    rows = [json.loads(line) for line in after.read_text().splitlines()]
+    assert [(r["system"], r["task"]) for r in rows[:6]] == [("target", t.task_id) for t in tasks]
+    assert rows[0] == {"system": "target", "task": tasks[0].task_id, "expected": tasks[0].expected.strip(),
+                       "completion": tasks[0].expected.strip(), "exact": True, "passed": True}
+    got = compare_details(before, after, "target")
+    right = [t.task_id for t in tasks[:3] if t.expected.strip() != "return False"]
+    assert (got["tasks"], got["gained"], got["lost"]) == (6, len(right), 0) and right
+    assert got["turned_right"] == right and got["turned_wrong"] == []
+    assert compare_details(before, after, "oracle", "passed")["gained"] == 0  # the same in both runs
+    with pytest.raises(ValueError, match="no rows"):
+        compare_details(before, after, "draft")
 
 
 def test_without_json_nothing_but_the_table_is_printed(all_tasks: list[InfillTask]) -> None:
