@@ -104,7 +104,8 @@ def task_rows(system: str, task_ids: Sequence[str], expected: Sequence[str], res
 
 
 def write_details(path: Path, scores: Sequence[SystemScore]) -> None:
-    """Every system's per-task rows as JSON lines."""
+    """Every system's per-task rows as JSON lines (the file's folder is created when missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for score in scores:
             for row in score.details:
