@@ -261,11 +261,13 @@ def run_compare(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        result = compare_details(args.before, args.after, args.system, args.measure)
+        result = compare_details(args.before, args.after, args.system, args.measure, args.after_system)
     except (OSError, ValueError) as exc:
         print(f"lsp-copilot: error: {exc}", file=sys.stderr)
         return 2
-    print(f"{result['system']}, {result['measure']}: {result['before']} -> {result['after']} of {result['tasks']} "
+    names = result["system"] if result["after_system"] == result["system"] else \
+        f"{result['system']} -> {result['after_system']}"
+    print(f"{names}, {result['measure']}: {result['before']} -> {result['after']} of {result['tasks']} "
           f"tasks; {result['gained']} turned right, {result['lost']} wrong (McNemar exact p = {result['p_value']})")
     for what in ("turned_right", "turned_wrong"):
         if result[what]:
@@ -391,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after", type=Path, default=None, help="compare: the details of the second run")
     p.add_argument("--system", default="target",
                    help="compare: whose rows (target, draft, a baseline's name, or 'with workspace index' ...)")
+    p.add_argument("--after-system", default=None,
+                   help="compare: whose rows in --after (default: --system), e.g. --system 'without workspace index' "
+                        "--after-system 'with workspace index' on one crossfile run's details")
     p.add_argument("--measure", choices=["exact", "passed"], default="exact", help="compare: which outcome")
     p.set_defaults(func=run_eval)
 

@@ -159,6 +159,9 @@ def test_the_index_condition_is_the_only_difference(toy_root: Path, tmp_path: Pa
     # --details: both conditions, task by task; `eval compare` pairs them as the report does
     compared = compare_details(details, details, "with workspace index")
     assert compared["turned_right"] == [] and compared["after"] == 3
+    conditions = compare_details(details, details, "without workspace index", after_system="with workspace index")
+    assert conditions["turned_right"] == [t.task_id for t in tasks]
+    assert {k: conditions[k] for k in ("gained", "lost", "p_value")} == report["exact_paired"]
     rows = [json.loads(line) for line in details.read_text().splitlines()]
     assert [(r["system"], r["exact"]) for r in rows] == [("without workspace index", False)] * 3 + [
         ("with workspace index", True)] * 3
