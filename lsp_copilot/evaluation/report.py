@@ -117,27 +117,28 @@ def compare_details(before: Path, after: Path, system: str, measure: str = "exac
     """Two runs' details (`write_details`) for one system (or `system` in `before` against `after_system` in
     `after`: the two conditions of one cross-file run), paired on the tasks both have: how many tasks `after`
     turned right and wrong on `measure` ("exact" or "passed"), the McNemar p-value, and which tasks."""
-    runs = []
-    for path, name in ((before, system), (after, after_system or system)):
-        rows = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if row.get("system") == name:
-                if measure not in row:
-                    raise ValueError(f"{path}: the rows of {name!r} have no {measure!r}")
-                rows[row["task"]] = bool(row[measure])
-        if not rows:
-            raise ValueError(f"{path}: no rows for the system {name!r}")
-        runs.append(rows)
+    after_system = after_system or system
+    runs = [_outcomes(before, system, measure), _outcomes(after, after_system, measure)]
     common = [t for t in runs[0] if t in runs[1]]
     if not common:
         raise ValueError(f"{before} and {after} share no task")
     was, now = [runs[0][t] for t in common], [runs[1][t] for t in common]
-    return {"system": system, "after_system": after_system or system, "measure": measure, "tasks": len(common),
+    return {"system": system, "after_system": after_system, "measure": measure, "tasks": len(common),
             "before": sum(was), "after": sum(now),
             **paired(was, now),
             "turned_right": [t for t, a, b in zip(common, was, now, strict=True) if b and not a],
             "turned_wrong": [t for t, a, b in zip(common, was, now, strict=True) if a and not b]}
+
+
+def _outcomes(path: Path, system: str, measure: str) -> dict[str, bool]:
+    """{task: outcome} of one system's rows in a details file."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    mine = [row for row in rows if row.get("system") == system]
+    if not mine:
+        raise ValueError(f"{path}: no rows for the system {system!r}")
+    if any(measure not in row for row in mine):
+        raise ValueError(f"{path}: the rows of {system!r} have no {measure!r}")
+    return {row["task"]: bool(row[measure]) for row in mine}
 
 
 def _pct(x: float | None) -> str:
@@ -165,3 +166,4 @@ def emit(report: dict[str, Any], table: str, as_json: bool, out: TextIO | None =
     if as_json:
         print(json.dumps(report, sort_keys=False), file=stream)
     stream.flush()
+
