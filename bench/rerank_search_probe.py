@@ -14,6 +14,13 @@ finished hypotheses, and exact match when the likeliest under the score above is
 
     python bench/rerank_search_probe.py beam --width 8     # 64 of 503 found; weight 0.5: 38 exact (25 min)
 
+`crossfile`: on the cross-file call-site tasks (`lsp-copilot eval crossfile --cursor call --details D` first, with
+the same `--limit` and `--source-root`), with the workspace index: would the expected rest of the line score above
+the answer the server chose, under the same score? (How much a wider search over names could gain there.)
+
+    python bench/rerank_search_probe.py crossfile --details call.jsonl                          # 9 of 88 (held out)
+    python bench/rerank_search_probe.py crossfile --details tp.jsonl --source-root /tmp/cf-src --limit 150  # 4 of 150
+
 Each prints one JSON line per task on --out, then a summary.
 """
 
@@ -113,9 +120,48 @@ def beam(model: Any, newline: torch.Tensor, prompt_ids: list[int], width: int, m
     return finished
 
 
+def crossfile_probe(args: argparse.Namespace, completer: Any, model: Any, out: Any) -> dict[str, Any]:
+    """Per call-site task not already exact: does the expected rest of the line outscore the server's answer?"""
+    from pathlib import Path
+
+    from lsp_copilot.evaluation.crossfile import CrossFileSettings, Workspace
+    from lsp_copilot.evaluation.crossfile import load_tasks as load_crossfile
+    from lsp_copilot.evaluation.humaneval_infill import select
+
+    root = Path(args.source_root) if args.source_root else None
+    tasks = select(load_crossfile(CrossFileSettings(source_root=root).chosen_packages(), root, "call"), args.limit)
+    with open(args.details, encoding="utf-8") as rows:
+        chosen = {r["task"]: first(r["completion"]) for r in map(json.loads, rows)
+                  if r["system"] == "with workspace index"}
+    engine, tok = completer.model.engine, completer.model.engine.tokenizer
+    workspace = Workspace(sorted({t.path.split("/", 1)[0] for t in tasks}), root)
+    exact = wins = 0
+    try:
+        for task in tasks:
+            with workspace.holding(task) as ws:
+                _, prepared = completer.prepare(task.query(ws))
+            got = chosen[task.task_id]
+            if got == task.expected:
+                exact += 1
+                continue
+            answers = [got or " ", task.expected]
+            lp = [sum(engine.continuation_logprobs(prepared.prompt, a)) for a in answers]
+            after = "\n".join(prepared.ctx.suffix.split("\n")[:5])
+            aft = after_scores(model, tok, prepared.ctx.prefix, answers, after)
+            win = lp[1] + 0.5 * aft[1] > lp[0] + 0.5 * aft[0]
+            wins += win
+            out.write(json.dumps({"task": task.task_id, "expected": task.expected, "chosen": got, "lp": lp,
+                                  "after": aft, "expected_wins": win}) + "\n")
+    finally:
+        workspace.close()
+    return {"mode": "crossfile", "tasks": len(tasks), "already_exact": exact, "expected_would_win": wins}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["candidates", "beam"])
+    parser.add_argument("mode", choices=["candidates", "beam", "crossfile"])
+    parser.add_argument("--details", help="crossfile: the details of `eval crossfile --cursor call` on these tasks")
+    parser.add_argument("--source-root", help="crossfile: as given to `eval crossfile` (default: held-out stdlib)")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--gap", type=float, default=6.0)
     parser.add_argument("--width", type=int, default=8)
@@ -129,6 +175,10 @@ def main() -> None:
     completer.settings.completion.candidates, completer.settings.completion.candidate_gap = args.k, args.gap
     tok = completer.model.engine.tokenizer
     model = AutoModelForCausalLM.from_pretrained(EMBEDDED_DIR / "target", dtype=torch.float32).eval()
+    if args.mode == "crossfile":
+        with open(args.out, "w", encoding="utf-8") as out:
+            print(json.dumps(crossfile_probe(args, completer, model, out)))
+        return
     newline = torch.tensor(["\n" in tok.decode([i]) for i in range(len(tok))])
     split = args.split or ("all" if args.mode == "candidates" else "even")
     tasks = load_tasks()[0::2] if split == "even" else load_tasks()

@@ -246,9 +246,14 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         from lsp_copilot.evaluation.crossfile import CrossFileSettings, run_crossfile
 
-        run_crossfile(model, args.limit, as_json=args.json,
-                      settings=CrossFileSettings(direct=args.direct, cursor=args.cursor, candidates=args.candidates,
-                                                 details=args.details))
+        packages = tuple(p.strip() for p in args.packages.split(",") if p.strip()) if args.packages else None
+        settings = CrossFileSettings(direct=args.direct, cursor=args.cursor, candidates=args.candidates,
+                                     details=args.details, source_root=args.source_root, packages=packages)
+        try:
+            run_crossfile(model, args.limit, as_json=args.json, settings=settings)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"lsp-copilot: error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -386,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cursor", choices=["line", "call"], default="line",
                    help="crossfile: the answer is the whole line (line) or the line from its cross-file callee's "
                         "name on, as CrossCodeEval splits (call)")
+    p.add_argument("--source-root", type=Path, default=None, metavar="DIR",
+                   help="crossfile: derive the tasks from the packages under DIR (your own code, or the third-party "
+                        "packages of bench/crossfile_third_party.txt) instead of the held-out stdlib packages")
+    p.add_argument("--packages", default=None, metavar="A,B",
+                   help="crossfile: which packages (comma-separated; default: the held-out stdlib packages, or every "
+                        "package directly under --source-root)")
     p.add_argument("--details", type=Path, default=None,
                    help="write every system's per-task rows (task, expected, completion, exact, passed) to this "
                         "JSON-lines file")

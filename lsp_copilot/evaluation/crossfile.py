@@ -9,6 +9,10 @@ such a call is one task: the cursor after the line's indentation, the line remov
 With `--cursor call` the line is kept up to its first cross-file callee's name (`lp = parser.|quote_string(lp)`), as
 CrossCodeEval splits at the first use of a cross-file name, and the answer is the rest of the line.
 
+`--source-root DIR` evaluates other code instead (a user's own repository, or third-party packages no model here was
+trained on: `bench/crossfile_third_party.txt`): the packages directly under DIR (`--packages` to choose), read and
+derived the same way.
+
 Each package is copied into a temporary workspace (`<tmp>/<package>/...`), and each task is completed twice: with the
 workspace index (`CompletionQuery.workspace` set: the completer indexes that folder) and without it (the file alone).
 While a task runs, its file in the workspace holds the task's text, so the index never sees the removed line.
@@ -192,6 +196,18 @@ def derive_package_tasks(sources: Mapping[str, str], cursor: str = "line") -> li
     return [t for p, text in sources.items() for t in derive_file_tasks(p, text, defs, cursor)]
 
 
+def discover_packages(root: Path) -> tuple[str, ...]:
+    """The packages directly under `root` (directories holding an `__init__.py`), sorted; an error names the root
+    when there is none."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"source root {root} is not a directory")
+    found = tuple(sorted(d.name for d in root.iterdir()
+                         if d.is_dir() and d.name.isidentifier() and (d / "__init__.py").is_file()))
+    if not found:
+        raise FileNotFoundError(f"no Python package (a directory with an __init__.py) directly under {root}")
+    return found
+
+
 def load_tasks(packages: Sequence[str] = HELD_OUT_PACKAGES, root: Path | None = None,
                cursor: str = "line") -> list[CrossFileTask]:
     """All tasks of the held-out packages, ordered by path and line."""
@@ -260,8 +276,14 @@ class TrainingStyleRetriever:
 class CrossFileSettings:
     """Knobs of one cross-file run."""
 
-    packages: tuple[str, ...] = HELD_OUT_PACKAGES
+    packages: tuple[str, ...] | None = None  # default: HELD_OUT_PACKAGES, or every package under `source_root`
     source_root: Path | None = None  # where the packages are read from; default: the running Python's stdlib
+
+    def chosen_packages(self) -> tuple[str, ...]:
+        """The packages to derive tasks from: as given, else the held-out stdlib ones, else all under the root."""
+        if self.packages is not None:
+            return self.packages
+        return HELD_OUT_PACKAGES if self.source_root is None else discover_packages(self.source_root)
     progress: bool = True
     direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
     cursor: str = "line"  # "line": the whole line is the answer; "call": the line from its cross-file callee on
@@ -395,11 +417,16 @@ def run_crossfile(
 ) -> dict[str, Any]:
     """Exact match with and without the workspace index on (`limit` of, spread evenly) the cross-file tasks.
 
+    Raises FileNotFoundError for a missing package or source root, ValueError when the packages hold no task.
     `model_dir` None means the embedded target; `completer` replaces the model (tests inject fakes). Prints a
     table (and, with `as_json`, the report as the last line) and returns the report.
     """
     settings = settings or CrossFileSettings()
-    all_tasks = load_tasks(settings.packages, settings.source_root, settings.cursor)
+    packages = settings.chosen_packages()
+    all_tasks = load_tasks(packages, settings.source_root, settings.cursor)
+    if not all_tasks:
+        raise ValueError(f"no single-line statement of {', '.join(packages)} calls a definition of a sibling module: "
+                         "nothing to evaluate")
     tasks = select(all_tasks, limit)
     path = "injected"
     if completer is None:
@@ -417,6 +444,7 @@ def run_crossfile(
         "tasks": len(tasks),
         "tasks_total": len(all_tasks),
         "cursor": settings.cursor,
+        "source_root": str(settings.source_root or stdlib_root()),
         "packages": dict(Counter(t.path.split("/", 1)[0] for t in tasks)),
         "model": None if model_dir is None else str(model_dir),
         "completion_path": path,
@@ -433,7 +461,7 @@ def run_crossfile(
         report["answer_loss_lower"] = on.extra["answer_loss_lower"]
     where = "whole lines" if settings.cursor == "line" else "rests of lines from the callee's name"
     title = (f"crossfile: {len(tasks)} of {len(all_tasks)} lines calling a sibling module's definition "
-             f"({', '.join(settings.packages)}; {where}), exact match")
+             f"({', '.join(packages)}; {where}), exact match")
     table = format_table(title, scores) + "\n" + "\n".join(
         f"{s.name}: calls what the expected line calls in {100 * s.extra['callee_match']:.1f}% of tasks; "
         f"the prompt showed the called definitions in {100 * s.extra['context_recall']:.1f}%; "

@@ -71,8 +71,14 @@ def test_eval_commands_print_a_json_report_last(workspace: Path, embedded_models
     """Both evaluations as processes on the embedded models, through the pipeline and through the direct loop."""
     reports = {}
     details = {extra: workspace / f"details{len(extra)}.jsonl" for extra in ((), ("--candidates", "1"))}
+    own = workspace / "own"  # --source-root: a user's own package instead of the held-out stdlib ones
+    (own / "pkg").mkdir(parents=True)
+    (own / "pkg" / "__init__.py").write_text("")
+    (own / "pkg" / "shapes.py").write_text('def area(w, h):\n    """Area of a w x h rectangle."""\n    return w * h\n')
+    (own / "pkg" / "use.py").write_text("from pkg.shapes import area\n\n\ndef total(rects):\n"
+                                        "    sizes = [area(w, h) for w, h in rects]\n    return sum(sizes)\n")
     for what, extra in (("humaneval-infill", ()), ("humaneval-infill", ("--candidates", "1")), ("crossfile", ()),
-                        ("crossfile", ("--direct",))):
+                        ("crossfile", ("--direct", "--source-root", str(own)))):
         keep = ("--details", str(details[extra])) if what == "humaneval-infill" else ()
         out = _cli("eval", what, "--limit", "2", "--json", *extra, *keep, cwd=workspace)
         assert out.returncode == 0, out.stderr
@@ -82,9 +88,12 @@ def test_eval_commands_print_a_json_report_last(workspace: Path, embedded_models
     assert [s["name"] for s in humaneval["systems"]][:2] == ["target", "draft"]
     assert (humaneval["candidates"], reports[("humaneval-infill", ("--candidates", "1"))]["candidates"]) == (None, 1)
     assert reports[("crossfile", ())]["completion_path"] == "pipeline"
-    direct = reports[("crossfile", ("--direct",))]
-    assert direct["completion_path"] == "direct" and direct["tasks"] == 2
+    direct = reports[("crossfile", ("--direct", "--source-root", str(own)))]
+    assert direct["completion_path"] == "direct" and direct["tasks"] == direct["tasks_total"] == 1
+    assert direct["packages"] == {"pkg": 1} and direct["source_root"] == str(own)
     assert {"context_recall", "edit_similarity_gain"} <= direct.keys()
+    empty = _cli("eval", "crossfile", "--source-root", str(workspace / "nothing"), cwd=workspace)
+    assert empty.returncode == 2 and "nothing" in empty.stderr and "Traceback" not in empty.stderr
     # the two HumanEval runs paired task by task from their --details files
     out = _cli("eval", "compare", "--before", str(details[("--candidates", "1")]), "--after", str(details[()]),
                "--json", cwd=workspace)

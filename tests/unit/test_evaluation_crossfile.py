@@ -15,6 +15,7 @@ from lsp_copilot.evaluation.crossfile import (
     TrainingStyleRetriever,
     Workspace,
     derive_package_tasks,
+    discover_packages,
     load_tasks,
     package_sources,
     run_crossfile,
@@ -208,6 +209,34 @@ def test_training_style_retrieval_finds_the_called_definition(toy_root: Path) ->
 def test_an_unknown_package_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nosuchpkg"):
         load_tasks(("nosuchpkg",), tmp_path)
+
+
+def test_a_source_root_is_read_for_every_package_directly_under_it(toy_root: Path) -> None:
+    (toy_root / "notes").mkdir()  # no __init__.py: not a package
+    (toy_root / "toy-1.0.dist-info").mkdir()
+    (toy_root / "toy-1.0.dist-info" / "__init__.py").write_text("")  # not an importable name
+    (toy_root / "plain").mkdir()
+    (toy_root / "plain" / "__init__.py").write_text("x = 1\n")  # a package without cross-file calls
+    assert discover_packages(toy_root) == ("plain", "toy")
+    settings = CrossFileSettings(source_root=toy_root, progress=False)
+    assert settings.chosen_packages() == ("plain", "toy")
+    assert CrossFileSettings().chosen_packages() == HELD_OUT_PACKAGES
+    assert CrossFileSettings(source_root=toy_root, packages=("toy",)).chosen_packages() == ("toy",)
+    tasks = toy_tasks(toy_root)
+    report = run_crossfile(completer=GrepCompleter({t.text[: t.offset]: t.expected for t in tasks}),
+                           settings=settings, out=io.StringIO())
+    assert report["packages"] == {"toy": 3} and report["source_root"] == str(toy_root)
+
+
+def test_a_source_root_without_packages_or_tasks_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        discover_packages(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no Python package"):
+        discover_packages(tmp_path)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "__init__.py").write_text("def f():\n    return 1\n")
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        run_crossfile(settings=CrossFileSettings(source_root=tmp_path, progress=False), out=io.StringIO())
 
 
 
