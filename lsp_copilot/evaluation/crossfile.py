@@ -210,7 +210,7 @@ def discover_packages(root: Path) -> tuple[str, ...]:
 
 def load_tasks(packages: Sequence[str] = HELD_OUT_PACKAGES, root: Path | None = None,
                cursor: str = "line") -> list[CrossFileTask]:
-    """All tasks of the held-out packages, ordered by path and line."""
+    """All tasks of the packages under `root` (default: the held-out stdlib ones), ordered by path and line."""
     root = root or stdlib_root()
     tasks: list[CrossFileTask] = []
     for pkg in packages:
@@ -278,17 +278,17 @@ class CrossFileSettings:
 
     packages: tuple[str, ...] | None = None  # default: HELD_OUT_PACKAGES, or every package under `source_root`
     source_root: Path | None = None  # where the packages are read from; default: the running Python's stdlib
+    progress: bool = True
+    direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
+    cursor: str = "line"  # "line": the whole line is the answer; "call": the line from its cross-file callee on
+    candidates: int | None = None  # the pipeline's completion.candidates (None: the server's default)
+    details: Path | None = None  # write both conditions' per-task rows here (JSON lines, `report.write_details`)
 
     def chosen_packages(self) -> tuple[str, ...]:
         """The packages to derive tasks from: as given, else the held-out stdlib ones, else all under the root."""
         if self.packages is not None:
             return self.packages
         return HELD_OUT_PACKAGES if self.source_root is None else discover_packages(self.source_root)
-    progress: bool = True
-    direct: bool = False  # the direct greedy reference (with training-style retrieval) instead of the pipeline
-    cursor: str = "line"  # "line": the whole line is the answer; "call": the line from its cross-file callee on
-    candidates: int | None = None  # the pipeline's completion.candidates (None: the server's default)
-    details: Path | None = None  # write both conditions' per-task rows here (JSON lines, `report.write_details`)
 
 
 def over_tasks(name: str, each: Callable[[CrossFileTask, CompletionQuery], T], tasks: Sequence[CrossFileTask],
