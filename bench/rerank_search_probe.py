@@ -14,12 +14,12 @@ finished hypotheses, and exact match when the likeliest under the score above is
 
     python bench/rerank_search_probe.py beam --width 8     # 64 of 503 found; weight 0.5: 38 exact (25 min)
 
-`crossfile`: on the cross-file call-site tasks (`lsp-copilot eval crossfile --cursor call --details D` first, with
-the same `--limit` and `--source-root`), with the workspace index: would the expected rest of the line score above
+`crossfile`: on the cross-file call-site tasks of a details file (`lsp-copilot eval crossfile --cursor call --details D`
+first, with the same `--source-root`), with the workspace index: would the expected rest of the line score above
 the answer the server chose, under the same score? (How much a wider search over names could gain there.)
 
     python bench/rerank_search_probe.py crossfile --details call.jsonl                          # 9 of 88 (held out)
-    python bench/rerank_search_probe.py crossfile --details tp.jsonl --source-root /tmp/cf-src --limit 150  # 4 of 150
+    python bench/rerank_search_probe.py crossfile --details tp.jsonl --source-root /tmp/cf-src  # 4 of 150
 
 Each prints one JSON line per task on --out, then a summary.
 """
@@ -126,13 +126,12 @@ def crossfile_probe(args: argparse.Namespace, completer: Any, model: Any, out: A
 
     from lsp_copilot.evaluation.crossfile import CrossFileSettings, Workspace
     from lsp_copilot.evaluation.crossfile import load_tasks as load_crossfile
-    from lsp_copilot.evaluation.humaneval_infill import select
 
     root = Path(args.source_root) if args.source_root else None
-    tasks = select(load_crossfile(CrossFileSettings(source_root=root).chosen_packages(), root, "call"), args.limit)
-    with open(args.details, encoding="utf-8") as rows:
-        chosen = {r["task"]: first(r["completion"]) for r in map(json.loads, rows)
-                  if r["system"] == "with workspace index"}
+    with open(args.details, encoding="utf-8") as lines:
+        rows = {r["task"]: r for r in map(json.loads, lines) if r["system"] == "with workspace index"}
+    every = load_crossfile(CrossFileSettings(source_root=root).chosen_packages(), root, "call")
+    tasks = [t for t in every if t.task_id in rows]  # the tasks the details were written for
     engine, tok = completer.model.engine, completer.model.engine.tokenizer
     workspace = Workspace(sorted({t.path.split("/", 1)[0] for t in tasks}), root)
     exact = wins = 0
@@ -140,8 +139,8 @@ def crossfile_probe(args: argparse.Namespace, completer: Any, model: Any, out: A
         for task in tasks:
             with workspace.holding(task) as ws:
                 _, prepared = completer.prepare(task.query(ws))
-            got = chosen[task.task_id]
-            if got == task.expected:
+            got = first(rows[task.task_id]["completion"])
+            if rows[task.task_id]["exact"]:
                 exact += 1
                 continue
             answers = [got or " ", task.expected]

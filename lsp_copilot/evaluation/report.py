@@ -166,4 +166,3 @@ def emit(report: dict[str, Any], table: str, as_json: bool, out: TextIO | None =
     if as_json:
         print(json.dumps(report, sort_keys=False), file=stream)
     stream.flush()
-
